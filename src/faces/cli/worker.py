@@ -1,0 +1,7 @@
+"""Commands of the 'worker' group (filled in by the issue that owns them)."""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to ``app``."""

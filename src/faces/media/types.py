@@ -1,0 +1,84 @@
+"""What media hands to the rest of faces: image facts, decoded pixels, and specific errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """Facts about one image file, read without decoding every pixel.
+
+    ``width`` and ``height`` are those of the upright image (after the EXIF orientation is applied).
+    ``orientation`` is the EXIF orientation tag (1-8, 1 when absent) of the file as stored.
+    """
+
+    path: Path
+    content_hash: str  # sha256 hex of the file bytes
+    bytes: int
+    width: int
+    height: int
+    format: str  # Pillow's format name: JPEG, PNG, WEBP, GIF, TIFF, BMP, HEIF, PPM...
+    orientation: int = 1
+    taken_at: datetime | None = None  # date taken from EXIF, naive local time as the camera wrote it
+
+
+@dataclass
+class LoadedImage:
+    """Decoded upright RGB pixels, possibly reduced, with the factor back to full resolution.
+
+    ``pixels`` is a C-contiguous uint8 array of shape (h, w, 3), RGB order.
+    A box found on ``pixels`` maps to full-resolution upright coordinates by multiplying by ``scale``
+    (``scale`` = full width / ``pixels`` width; 1.0 when not reduced).
+    """
+
+    pixels: np.ndarray
+    scale: float
+    full_width: int
+    full_height: int
+
+    def to_full(self, x: float, y: float, w: float, h: float) -> tuple[int, int, int, int]:
+        """Map a box on ``pixels`` to an integer box in full-resolution upright pixels, clipped to the image."""
+        x0 = max(0, round(x * self.scale))
+        y0 = max(0, round(y * self.scale))
+        x1 = min(self.full_width, round((x + w) * self.scale))
+        y1 = min(self.full_height, round((y + h) * self.scale))
+        return x0, y0, max(0, x1 - x0), max(0, y1 - y0)
+
+
+class MediaError(Exception):
+    """An image could not be read. ``code`` is stable (for scripts); the message is for people."""
+
+    code = "unreadable"
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class EmptyFileError(MediaError):
+    code = "empty"
+
+
+class NotAnImageError(MediaError):
+    code = "not_an_image"
+
+
+class UnsupportedFormatError(MediaError):
+    code = "unsupported_format"
+
+
+class TruncatedImageError(MediaError):
+    code = "truncated"
+
+
+class DecompressionBombError(MediaError):
+    code = "too_many_pixels"
+
+
+class FileAccessError(MediaError):
+    code = "no_access"

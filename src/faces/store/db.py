@@ -1,0 +1,83 @@
+"""Connecting to the database and bringing its schema up to date (Alembic, on every start)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def make_engine(url: str, **kwargs) -> Engine:
+    """An engine for ``url``. SQLite gets WAL, foreign keys and a busy timeout so that the web server,
+    the scanner and its workers can share one file."""
+    if url.startswith("sqlite"):
+        if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+            Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record):  # noqa: ANN001
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    if url.startswith("mysql") or url.startswith("mariadb"):
+        kwargs.setdefault("pool_recycle", 3600)
+    return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def alembic_config(engine: Engine) -> Config:
+    """An Alembic configuration pointing at our migrations, bound to ``engine``."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False).replace("%", "%%"))
+    config.attributes["engine"] = engine
+    return config
+
+
+def migrate(engine: Engine) -> None:
+    """Apply every pending migration (creates the schema on a new database)."""
+    command.upgrade(alembic_config(engine), "head")
+
+
+class Store:
+    """The database of one faces installation: an engine and a session factory.
+
+    ``Store(url)`` connects and migrates. Use ``with store.session() as s:`` for a unit of work that commits
+    on success and rolls back on any exception.
+    """
+
+    def __init__(self, url: str, *, run_migrations: bool = True, **engine_kwargs):
+        self.url = url
+        self.engine = make_engine(url, **engine_kwargs)
+        if run_migrations:
+            migrate(self.engine)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session in a transaction: committed when the block ends, rolled back if it raises."""
+        with self.sessions() as session:
+            with session.begin():
+                yield session
+
+    def dispose(self) -> None:
+        """Close every pooled connection (before forking worker processes, and at exit)."""
+        self.engine.dispose()
+
+
+def open_store(settings) -> Store:  # noqa: ANN001 - faces.config.Settings; avoids an import cycle in type hints
+    """The store of ``settings`` (its database URL, or the SQLite file in its data directory), migrated."""
+    settings.ensure_data_dir()
+    return Store(settings.resolved_database_url)
