@@ -1,0 +1,74 @@
+"""A small in-process event bus, so that packages react to each other without importing each other.
+
+Producers (naming, pipeline) call :func:`emit_after_commit`; the subscribers (metadata writing, tagging
+notifications...) run only once the transaction that caused the event has committed, and never for a
+rolled-back one. A subscriber that fails is logged and does not disturb the others or the producer.
+
+Events (name: keyword arguments):
+- ``images_added``: owner_id, image_ids
+- ``faces_detected``: owner_id, image_ids
+- ``names_changed``: owner_id, image_ids (confirmed names of these images changed)
+- ``face_tagged``: owner_id, face_id, contact_user_id, actor_id (a face was named after a user account)
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+log = logging.getLogger(__name__)
+_subscribers: dict[str, list[Callable[..., None]]] = defaultdict(list)
+_PENDING = "faces_pending_events"
+
+# Modules that subscribe when imported; loaded once by load_subscribers().
+SUBSCRIBER_MODULES: list[str] = []
+_loaded = False
+
+
+def subscribe(name: str, handler: Callable[..., None]) -> None:
+    """Call ``handler(**payload)`` after every committed ``name`` event."""
+    if handler not in _subscribers[name]:
+        _subscribers[name].append(handler)
+
+
+def load_subscribers() -> None:
+    """Import every module listed in SUBSCRIBER_MODULES (idempotent)."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for module in SUBSCRIBER_MODULES:
+        importlib.import_module(module)
+
+
+def emit(name: str, **payload: Any) -> None:
+    """Deliver ``name`` now to every subscriber (use emit_after_commit inside a transaction)."""
+    load_subscribers()
+    for handler in list(_subscribers.get(name, ())):
+        try:
+            handler(**payload)
+        except Exception:  # noqa: BLE001 - one failing subscriber must not stop the others
+            log.exception("event %s: subscriber %s failed", name, getattr(handler, "__qualname__", handler))
+
+
+def emit_after_commit(session: Session, name: str, **payload: Any) -> None:
+    """Queue ``name`` on ``session``; it is delivered after the session's transaction commits."""
+    session.info.setdefault(_PENDING, []).append((name, payload))
+
+
+@event.listens_for(Session, "after_commit")
+def _deliver(session: Session) -> None:
+    pending = session.info.pop(_PENDING, None)
+    for name, payload in pending or ():
+        emit(name, **payload)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop(session: Session) -> None:
+    session.info.pop(_PENDING, None)
