@@ -52,6 +52,19 @@ class MetadataSettings:
 
 
 @dataclass
+class SmtpSettings:
+    """E-mail for tagging notifications; an empty host means no e-mail is sent."""
+
+    host: str = ""
+    port: int = 587
+    username: str = ""
+    password: str = ""
+    sender: str = ""  # the From address
+    starttls: bool = True
+    timeout: float = 10.0
+
+
+@dataclass
 class Settings:
     """Every setting of a faces installation. Build it with :func:`load_settings`."""
 
@@ -67,11 +80,15 @@ class Settings:
     secret_key: str = ""  # empty: generated once and kept in data_dir/secret_key
     registration_open: bool = False
     default_image_visibility: str = "contacts"  # private | contacts | public
+    default_view: str = "contacts"  # who views a library without permission entries: contacts | owner
+    default_write: str = "owner"  # who names faces of a library without permission entries: owner | contacts
+    base_url: str = ""  # public address of the web page, for links in e-mails, e.g. https://faces.example.org
     ann_index: str = "auto"  # nearest-neighbour search: "auto", "exact", "usearch", "pgvector"
     sync_interval: int = 0  # seconds between automatic clone syncs; 0 = off
     max_image_pixels: int = 120_000_000  # decompression-bomb limit
     finders: dict[str, FinderSettings] = field(default_factory=_default_finders)
     metadata: MetadataSettings = field(default_factory=MetadataSettings)
+    smtp: SmtpSettings = field(default_factory=SmtpSettings)
 
     @property
     def resolved_database_url(self) -> str:
