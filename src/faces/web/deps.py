@@ -1,0 +1,242 @@
+"""What every route needs, shared by all routers (including the ones other packages add):
+
+- ``DbSession``: one database transaction per request, committed before the response is sent;
+- ``current_user`` / ``CurrentUser`` (None when nobody is logged in), ``LoggedInUser`` (401 otherwise), ``AdminUser``;
+- ``csrf_protect``: applied to every route by the app; state changes need the ``X-CSRF-Token`` header;
+- access helpers that ask :mod:`faces.sharing.permissions` for every id: ``owner_library``, ``image_for``,
+  ``face_for``, ``name_for``. An id the user may not even see answers 404 (so ids do not leak); an id the user
+  may see but not change answers 403.
+- ``render``: a page from ``templates/`` with the navigation, the user and the CSRF token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.templating import Jinja2Templates
+from sqlalchemy.orm import Session
+
+from faces.config import Settings
+from faces.sharing import permissions
+from faces.store.db import Store
+from faces.store.models import Face, Image, Name, User
+from faces.web.auth import CSRF_HEADER, SESSION_COOKIE, SessionCodec, SessionData, RateLimiter, new_session
+from faces.web.auth import password_fingerprint, tokens_equal
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+
+
+@dataclass
+class WebState:
+    """Everything the app keeps for its lifetime (``request.app.state.faces``)."""
+
+    settings: Settings
+    store: Store
+    codec: SessionCodec
+    templates: Jinja2Templates
+    limiter: RateLimiter = field(default_factory=RateLimiter)
+    detection: Any = None  # faces.web.background.DetectionRunner
+    extra: dict[str, Any] = field(default_factory=dict)  # for other routers' long-lived objects
+
+
+class SessionHolder:
+    """The session of one request; routes change it with :func:`login_session` / :func:`logout_session`."""
+
+    def __init__(self, data: SessionData, dirty: bool):
+        self.data = data
+        self.dirty = dirty  # send a new cookie with the response
+
+
+def web_state(request: Request) -> WebState:
+    """The app's :class:`WebState`."""
+    return request.app.state.faces
+
+
+State = Annotated[WebState, Depends(web_state)]
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.faces.settings
+
+
+def get_store(request: Request) -> Store:
+    return request.app.state.faces.store
+
+
+def db_session(request: Request) -> Iterator[Session]:
+    """One transaction per request: committed when the route returns, rolled back if it raises."""
+    with request.app.state.faces.store.session() as session:
+        yield session
+
+
+DbSession = Annotated[Session, Depends(db_session, scope="function")]
+
+
+def session_of(request: Request) -> SessionHolder:
+    """The request's session (set up by the session middleware)."""
+    holder = getattr(request.state, "faces_session", None)
+    if holder is None:  # a request that did not pass through the middleware (should not happen)
+        holder = SessionHolder(new_session(), dirty=True)
+        request.state.faces_session = holder
+    return holder
+
+
+def login_session(request: Request, user: User) -> SessionData:
+    """Log ``user`` in on this request: a new session (and CSRF token) is sent with the response."""
+    holder = session_of(request)
+    holder.data = new_session(user)
+    holder.dirty = True
+    return holder.data
+
+
+def logout_session(request: Request) -> SessionData:
+    """Log out: a new anonymous session (and CSRF token) replaces the old one."""
+    holder = session_of(request)
+    holder.data = new_session()
+    holder.dirty = True
+    return holder.data
+
+
+def csrf_token(request: Request) -> str:
+    """The CSRF token of this request's session (the page sends it back in the X-CSRF-Token header)."""
+    return session_of(request).data.csrf
+
+
+def csrf_protect(request: Request) -> None:
+    """Refuse a state change (POST, PUT, PATCH, DELETE) whose X-CSRF-Token header does not match the session.
+
+    Requests that authenticate with an ``Authorization`` header and carry no session cookie (clone sync, scripts)
+    are not exposed to cross-site forgery; their routes check their own token.
+    """
+    if request.method in SAFE_METHODS:
+        return
+    if request.headers.get("authorization") and SESSION_COOKIE not in request.cookies:
+        return
+    if not tokens_equal(request.headers.get(CSRF_HEADER), session_of(request).data.csrf):
+        raise HTTPException(403, "This request has no valid CSRF token. Reload the page and try again.")
+
+
+def current_user(request: Request, db: DbSession) -> User | None:
+    """The logged-in user, or None. A session from before a password change is not valid any more."""
+    cached = getattr(request.state, "faces_user", False)
+    if cached is not False:
+        return cached
+    data = session_of(request).data
+    user = None
+    if data.user_id is not None:
+        user = db.get(User, data.user_id)
+        if user is None or not user.password_hash or password_fingerprint(user.password_hash) != data.fingerprint:
+            user = None
+            logout_session(request)
+    request.state.faces_user = user
+    return user
+
+
+CurrentUser = Annotated[User | None, Depends(current_user)]
+
+
+def require_user(user: CurrentUser) -> User:
+    """The logged-in user; 401 when nobody is logged in."""
+    if user is None:
+        raise HTTPException(401, "Please log in first.")
+    return user
+
+
+LoggedInUser = Annotated[User, Depends(require_user)]
+
+
+def require_admin(user: LoggedInUser) -> User:
+    """The logged-in admin; 403 for other users."""
+    if not user.is_admin:
+        raise HTTPException(403, "Only an administrator may do this.")
+    return user
+
+
+AdminUser = Annotated[User, Depends(require_admin)]
+
+
+# --- access helpers: every id goes through faces.sharing.permissions -----------------------------------------
+
+
+def _not_found(what: str) -> HTTPException:
+    return HTTPException(404, f"There is no {what} with this id that you may see.")
+
+
+def _read_only() -> HTTPException:
+    return HTTPException(403, "You may look at this library but not change its names.")
+
+
+def owner_library(db: Session, user: User | None, owner_id: int, *, write: bool = False) -> User:
+    """The owner of library ``owner_id`` if ``user`` may view it (and write, with ``write=True``)."""
+    owner = db.get(User, owner_id)
+    observer = user.id if user else None
+    if owner is None or not permissions.can_view_library(db, observer, owner.id):
+        raise _not_found("library")
+    if write and not permissions.can_write_library(db, observer, owner.id):
+        raise _read_only()
+    return owner
+
+
+def image_for(db: Session, user: User | None, image_id: int, *, write: bool = False,
+              faces: bool = False) -> Image:
+    """Image ``image_id`` if ``user`` may see it (its pixels); with ``faces=True`` also the library's faces;
+    with ``write=True`` also set names in the library."""
+    image = db.get(Image, image_id)
+    observer = user.id if user else None
+    if image is None or not permissions.can_view_image(db, observer, image):
+        raise _not_found("image")
+    if (faces or write) and not permissions.can_view_library(db, observer, image.owner_id):
+        raise _not_found("image")
+    if write and not permissions.can_write_library(db, observer, image.owner_id):
+        raise _read_only()
+    return image
+
+
+def face_for(db: Session, user: User | None, face_id: int, *, write: bool = False) -> Face:
+    """Face ``face_id`` if ``user`` may see it (its image and its library's faces), and write with ``write=True``."""
+    face = db.get(Face, face_id)
+    observer = user.id if user else None
+    if face is None or not permissions.can_view_library(db, observer, face.owner_id):
+        raise _not_found("face")
+    if not permissions.can_view_image(db, observer, face.image):
+        raise _not_found("face")
+    if write and not permissions.can_write_library(db, observer, face.owner_id):
+        raise _read_only()
+    return face
+
+
+def name_for(db: Session, user: User | None, name_id: int, *, write: bool = False) -> Name:
+    """Name ``name_id`` if ``user`` may view its library (and write with ``write=True``)."""
+    name = db.get(Name, name_id)
+    observer = user.id if user else None
+    if name is None or not permissions.can_view_library(db, observer, name.owner_id):
+        raise _not_found("name")
+    if write and not permissions.can_write_library(db, observer, name.owner_id):
+        raise _read_only()
+    return name
+
+
+def resolve_owner_id(user: User, owner: int | None) -> int:
+    """The library a request works on: ``owner`` when given, else the user's own."""
+    return user.id if owner is None else owner
+
+
+# --- pages ---------------------------------------------------------------------------------------------------
+
+
+def render(request: Request, template: str, user: User | None = None, status_code: int = 200, **context: Any):
+    """A page from ``templates/``: ``base.html`` gets the user, the navigation and the CSRF token."""
+    from faces.web.routes import nav_links
+
+    state = web_state(request)
+    context.update(
+        user=user,
+        nav=nav_links(user),
+        csrf_token=csrf_token(request),
+        registration_open=state.settings.registration_open,
+        current_path=request.url.path,
+    )
+    return state.templates.TemplateResponse(request, template, context, status_code=status_code)
