@@ -9,10 +9,12 @@ Events (name: keyword arguments):
 - ``faces_detected``: owner_id, image_ids
 - ``names_changed``: owner_id, image_ids (confirmed names of these images changed)
 - ``face_tagged``: owner_id, face_id, contact_user_id, actor_id (a face was named after a user account)
+- ``faces_deleted``: owner_id, face_ids, face_uuids, image_ids (faces, and with image_ids images, were deleted)
 """
 
 from __future__ import annotations
 
+import contextvars
 import importlib
 import logging
 from collections import defaultdict
@@ -25,9 +27,10 @@ from sqlalchemy.orm import Session
 log = logging.getLogger(__name__)
 _subscribers: dict[str, list[Callable[..., None]]] = defaultdict(list)
 _PENDING = "faces_pending_events"
+_bind: contextvars.ContextVar[Any] = contextvars.ContextVar("faces_event_bind", default=None)
 
 # Modules that subscribe when imported; loaded once by load_subscribers().
-SUBSCRIBER_MODULES: list[str] = []
+SUBSCRIBER_MODULES: list[str] = ["faces.sharing.notifications", "faces.sharing.deletion"]
 _loaded = False
 
 
@@ -62,11 +65,24 @@ def emit_after_commit(session: Session, name: str, **payload: Any) -> None:
     session.info.setdefault(_PENDING, []).append((name, payload))
 
 
+def current_bind() -> Any:
+    """The engine of the session whose commit is delivering the current event (None outside a delivery),
+    so that a subscriber can open its own session on the same database: ``Session(events.current_bind())``."""
+    return _bind.get()
+
+
 @event.listens_for(Session, "after_commit")
 def _deliver(session: Session) -> None:
     pending = session.info.pop(_PENDING, None)
-    for name, payload in pending or ():
-        emit(name, **payload)
+    if not pending:
+        return
+    bind = session.get_bind()
+    token = _bind.set(getattr(bind, "engine", bind))
+    try:
+        for name, payload in pending:
+            emit(name, **payload)
+    finally:
+        _bind.reset(token)
 
 
 @event.listens_for(Session, "after_rollback")

@@ -1,0 +1,149 @@
+"""Deleting faces and names (spec section 6): one image, all of one owner's faces and names, or everybody's.
+
+Nothing is left behind: the rows (faces, embeddings, rejected guesses, names, detection marks and timings,
+undo and change logs, pending imports, tagging notifications), the face thumbnails and the in-process caches.
+The rows go in the caller's transaction; thumbnails and caches are cleared once it has committed, through the
+``faces_deleted`` event (owner_id, face_ids, face_uuids, image_ids), which other packages may subscribe to too.
+Images themselves stay (except with :func:`delete_image`): they are the owner's photos, not faces.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import delete, exists, select, update
+from sqlalchemy.orm import Session
+
+from faces import events
+from faces.sharing.errors import NotFound
+from faces.sharing.notifications import TAGGED
+from faces.store.models import (
+    ChangeLogEntry, Face, FaceState, Image, ImageFinder, Name, Notification, PendingImport, Run, UndoEntry, User,
+)
+
+log = logging.getLogger(__name__)
+FACES_DELETED = "faces_deleted"
+
+
+@dataclass
+class DeletionReport:
+    """What a deletion removed."""
+
+    images: int = 0
+    faces: int = 0
+    names: int = 0
+
+    def add(self, other: DeletionReport) -> None:
+        self.images += other.images
+        self.faces += other.faces
+        self.names += other.names
+
+
+def _delete_tag_notifications(session: Session, owner_id: int, face_ids: set[int] | None) -> None:
+    """Delete the tagging notifications about ``owner_id``'s faces (all of them when ``face_ids`` is None)."""
+    for note in session.scalars(select(Notification).where(Notification.kind == TAGGED)).all():
+        payload = note.payload or {}
+        if payload.get("owner_id") == owner_id and (face_ids is None or payload.get("face_id") in face_ids):
+            session.delete(note)
+
+
+def _unguess(session: Session, name_ids: list[int]) -> None:
+    """Faces whose guess was one of ``name_ids`` (about to be deleted) go back to unnamed."""
+    if name_ids:
+        session.execute(update(Face).where(Face.guess_name_id.in_(name_ids), Face.state == FaceState.GUESSED)
+                        .values(state=FaceState.UNNAMED, guess_name_id=None, guess_distance=None,
+                                guess_finders=None, guess_anchor_face_id=None, guessed_at=None))
+        session.execute(update(Face).where(Face.guess_name_id.in_(name_ids)).values(guess_name_id=None))
+
+
+def delete_image(session: Session, owner_id: int, image_id: int) -> DeletionReport:
+    """Delete image ``image_id`` of ``owner_id`` with its faces, and every name that no face uses any more.
+
+    The image file on disk is not touched. Guesses that leaned on the deleted faces are refreshed.
+    Raises NotFound for a missing image or another owner's image.
+    """
+    image = session.get(Image, image_id)
+    if image is None or image.owner_id != owner_id:
+        raise NotFound("there is no such image in your library")
+    faces = session.execute(select(Face.id, Face.uuid, Face.name_id, Face.state)
+                            .where(Face.image_id == image_id)).all()
+    face_ids = {f.id for f in faces}
+    had_names = {f.name_id for f in faces if f.name_id is not None}
+    had_confirmed = any(f.state == FaceState.CONFIRMED for f in faces)
+    _delete_tag_notifications(session, owner_id, face_ids)
+    session.execute(update(Face).where(Face.guess_anchor_face_id.in_(sorted(face_ids) or [0]))
+                    .values(guess_anchor_face_id=None))
+    session.execute(delete(Face).where(Face.image_id == image_id))
+    session.execute(delete(ImageFinder).where(ImageFinder.image_id == image_id))
+    session.execute(delete(Image).where(Image.id == image_id))
+    orphans = [n for n in had_names
+               if not session.scalar(select(exists().where(Face.name_id == n)))]
+    _unguess(session, orphans)
+    if orphans:
+        session.execute(delete(Name).where(Name.id.in_(orphans)))
+    session.flush()
+    session.expire_all()
+    if had_confirmed:
+        _refresh(session, owner_id)
+    events.emit_after_commit(session, FACES_DELETED, owner_id=owner_id, face_ids=sorted(face_ids),
+                             face_uuids=sorted(f.uuid for f in faces), image_ids=[image_id])
+    return DeletionReport(images=1, faces=len(face_ids), names=len(orphans))
+
+
+def delete_library_faces(session: Session, owner_id: int) -> DeletionReport:
+    """Delete all faces and names of ``owner_id`` and everything derived from them (see the module doc).
+
+    The images stay, without any detection result, so a later detection starts afresh. Image files that held
+    confirmed names get them removed by the metadata writer (``names_changed`` event).
+    """
+    faces = session.execute(select(Face.id, Face.uuid, Face.image_id, Face.state)
+                            .where(Face.owner_id == owner_id)).all()
+    named_images = sorted({f.image_id for f in faces if f.state == FaceState.CONFIRMED})
+    image_ids = select(Image.id).where(Image.owner_id == owner_id)
+    _delete_tag_notifications(session, owner_id, None)
+    session.execute(delete(Face).where(Face.owner_id == owner_id))
+    names = session.execute(delete(Name).where(Name.owner_id == owner_id)).rowcount or 0
+    session.execute(delete(ImageFinder).where(ImageFinder.image_id.in_(image_ids)))
+    for model in (Run, UndoEntry, ChangeLogEntry, PendingImport):
+        session.execute(delete(model).where(model.owner_id == owner_id))
+    session.flush()
+    session.expire_all()
+    if named_images:
+        events.emit_after_commit(session, "names_changed", owner_id=owner_id, image_ids=named_images)
+    events.emit_after_commit(session, FACES_DELETED, owner_id=owner_id, face_ids=sorted(f.id for f in faces),
+                             face_uuids=sorted(f.uuid for f in faces), image_ids=[])
+    return DeletionReport(faces=len(faces), names=names)
+
+
+def delete_all_faces(session: Session) -> DeletionReport:
+    """The admin's deletion: every owner's faces and names (see :func:`delete_library_faces`)."""
+    total = DeletionReport()
+    for owner_id in session.scalars(select(User.id).order_by(User.id)).all():
+        total.add(delete_library_faces(session, owner_id))
+    return total
+
+
+def _refresh(session: Session, owner_id: int) -> None:
+    """Recompute the owner's guesses now that confirmed faces are gone (with the admin's current settings)."""
+    from faces.naming.refresh import refresh_guesses
+    from faces.sharing.admin_settings import base_settings, effective_settings
+
+    refresh_guesses(session, effective_settings(session, base_settings()), owner_id, None)
+
+
+def _after_delete(owner_id: int, face_ids: list[int], face_uuids: list[str], image_ids: list[int],
+                  **_ignored: object) -> None:
+    """Subscriber of ``faces_deleted``: remove the face thumbnails and tell the naming caches."""
+    from faces.sharing.admin_settings import base_settings
+    from faces.sharing.photos_of_me import _forget_caches
+
+    _forget_caches(owner_id)
+    try:
+        from faces.media import remove_thumbnails
+    except ImportError:
+        return
+    remove_thumbnails(base_settings(), face_ids)
+
+
+events.subscribe(FACES_DELETED, _after_delete)
