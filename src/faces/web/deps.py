@@ -219,9 +219,13 @@ def name_for(db: Session, user: User | None, name_id: int, *, write: bool = Fals
     return name
 
 
-def resolve_owner_id(user: User, owner: int | None) -> int:
-    """The library a request works on: ``owner`` when given, else the user's own."""
-    return user.id if owner is None else owner
+def settings_for(db: Session, state: WebState) -> Settings:
+    """The settings with the admin's changes from the page applied (``faces.sharing.admin_settings``)."""
+    try:
+        from faces.sharing.admin_settings import effective_settings
+    except ImportError:
+        return state.settings
+    return effective_settings(db, state.settings)
 
 
 # --- pages ---------------------------------------------------------------------------------------------------

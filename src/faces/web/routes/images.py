@@ -1,5 +1,118 @@
-"""(being written)"""
+"""The gallery API: pages of photos with their frames (and search), one photo, its thumbnail and full size."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+import logging
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query
+from fastapi.responses import FileResponse, Response
+from pydantic import BaseModel
+
+from faces.web.deps import DbSession, LoggedInUser, State, image_for, name_for, owner_library
+from faces.web.views import FaceOut, ImageOut, ImagePage, faces_of_images, gallery_page, image_outs
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["gallery"])
+
+THUMB_SIZES = (160, 320, 640, 1280)  # longest side in pixels; other sizes are rounded up to one of these
+FULL_SIZE = 2560  # formats a browser cannot show are served as a large rendition of this size
+WEB_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
+CACHE = {"Cache-Control": "private, max-age=604800"}
+
+
+class FacesOfImages(BaseModel):
+    """The frames of several images: ``{image id: [frames]}``."""
+
+    images: dict[int, list[FaceOut]]
+
+
+@router.get("/api/images", response_model=ImagePage)
+def list_images(
+    user: LoggedInUser, db: DbSession,
+    owner: Annotated[int | None, Query(description="The library (owner's user id); default: your own.")] = None,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page.")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 60,
+    date_from: Annotated[date | None, Query(alias="from", description="First day (date taken, else added).")] = None,
+    date_to: Annotated[date | None, Query(alias="to", description="Last day, inclusive.")] = None,
+    name: Annotated[list[int] | None, Query(description="Name ids (repeat the parameter for several).")] = None,
+    match: Annotated[str, Query(pattern="^(all|any)$", description="all: photos with every name (AND); "
+                                                                   "any: with at least one (OR).")] = "all",
+    guesses: Annotated[bool, Query(description="Count guessed names too, not only confirmed ones.")] = False,
+    status: Annotated[str | None, Query(pattern="^error$", description="error: only unreadable files.")] = None,
+) -> ImagePage:
+    """Photos of a library, newest first (date taken, else date added), with their frames; filters combine."""
+    library = owner_library(db, user, owner if owner is not None else user.id)
+    for name_id in name or []:
+        if name_for(db, user, name_id).owner_id != library.id:
+            raise HTTPException(404, "There is no name with this id in this library.")
+    if date_from and date_to and date_from > date_to:
+        raise HTTPException(400, "The first day of the range comes after its last day.")
+    return gallery_page(db, user.id, library.id, limit=limit, cursor=cursor, date_from=date_from,
+                        date_to=date_to, name_ids=name, match_all=match == "all", include_guesses=guesses,
+                        status=status)
+
+
+@router.get("/api/images/faces", response_model=FacesOfImages)
+def faces_of(user: LoggedInUser, db: DbSession,
+             ids: Annotated[str, Query(description="Image ids separated by commas (at most 500).")]) -> FacesOfImages:
+    """The current frames of several photos (the page refreshes its visible frames after a change)."""
+    try:
+        wanted = sorted({int(part) for part in ids.split(",") if part.strip()})
+    except ValueError:
+        raise HTTPException(400, "ids must be image ids separated by commas.") from None
+    if len(wanted) > 500:
+        raise HTTPException(400, "Ask for at most 500 images at once.")
+    allowed = [image_for(db, user, image_id, faces=True).id for image_id in wanted]
+    return FacesOfImages(images=faces_of_images(db, allowed))
+
+
+@router.get("/api/images/{image_id}", response_model=ImageOut)
+def get_image(image_id: int, user: LoggedInUser, db: DbSession) -> ImageOut:
+    """One photo with its frames."""
+    image = image_for(db, user, image_id, faces=True)
+    return image_outs(db, [image])[0]
+
+
+def _thumbnail(state, image, size: int) -> Path:  # noqa: ANN001
+    from faces.media import cached_thumbnail
+    from faces.media.types import MediaError
+
+    try:
+        return Path(cached_thumbnail(image.path, size, state.settings, content_hash=image.content_hash,
+                                     orientation=image.orientation))
+    except MediaError as exc:
+        raise HTTPException(422, exc.message) from None
+    except FileNotFoundError:
+        raise HTTPException(410, "The image file is not on the server any more.") from None
+
+
+@router.get("/api/images/{image_id}/thumb", response_class=Response,
+            responses={200: {"content": {"image/jpeg": {}}}})
+def image_thumb(image_id: int, user: LoggedInUser, db: DbSession, state: State,
+                size: Annotated[int, Query(ge=16, le=2560)] = 320):
+    """A JPEG thumbnail of the photo (longest side ``size``, rounded up to 160, 320, 640 or 1280; cached)."""
+    image = image_for(db, user, image_id)
+    if image.error_code:
+        raise HTTPException(422, image.error or "This file cannot be read as an image.")
+    size = next((s for s in THUMB_SIZES if s >= size), THUMB_SIZES[-1])
+    return FileResponse(_thumbnail(state, image, size), media_type="image/jpeg", headers=CACHE)
+
+
+@router.get("/api/images/{image_id}/full", response_class=Response,
+            responses={200: {"content": {"image/jpeg": {}, "image/png": {}, "image/webp": {}, "image/gif": {}}}})
+def image_full(image_id: int, user: LoggedInUser, db: DbSession, state: State):
+    """The photo at full size: the file itself when browsers show its format, else a large JPEG rendition."""
+    image = image_for(db, user, image_id)
+    if image.error_code:
+        raise HTTPException(422, image.error or "This file cannot be read as an image.")
+    media_type = WEB_FORMATS.get((image.format or "").upper())
+    if media_type:
+        path = Path(image.path)
+        if not path.is_file():
+            raise HTTPException(410, "The image file is not on the server any more.")
+        return FileResponse(path, media_type=media_type, headers=CACHE)
+    return FileResponse(_thumbnail(state, image, FULL_SIZE), media_type="image/jpeg", headers=CACHE)
+
