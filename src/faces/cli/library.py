@@ -137,6 +137,7 @@ def images(
 ) -> None:
     """List the images of the library with each finder's status."""
     from faces.store.models import Image, ImageFinder
+    from faces.store.stats import utc_iso
 
     owner_id = _owner_id()
     with context.store().session() as session:
@@ -158,7 +159,7 @@ def images(
                 "width": image.width, "height": image.height, "format": image.format or None,
                 "orientation": image.orientation,
                 "taken_at": image.taken_at.isoformat() if image.taken_at else None,
-                "added_at": image.added_at.isoformat() if image.added_at else None,
+                "added_at": utc_iso(image.added_at),
                 "error_code": image.error_code, "error": image.error, "finders": finders})
     if as_json:
         context.print_json(data)

@@ -25,6 +25,7 @@ class DetectTask:
     path: str
     finders: list[str]
     max_side: int | None  # largest side any of these finders needs; None = full resolution
+    max_pixels: int = 120_000_000  # decompression-bomb limit
 
 
 @dataclass
@@ -96,7 +97,7 @@ def process_image(task: DetectTask) -> DetectResult:
     started = time.perf_counter()
     result = DetectResult(image_id=task.image_id)
     try:
-        image = load_image(task.path, task.max_side)
+        image = load_image(task.path, task.max_side, max_pixels=task.max_pixels)
     except MediaError as exc:
         result.media_code, result.media_error = exc.code, exc.message
         result.seconds = time.perf_counter() - started

@@ -92,12 +92,12 @@ def _fallback_hash(path: Path) -> str:
         return hashlib.sha256(b"unreadable:" + os.fsencode(path)).hexdigest()
 
 
-def _probe(path: Path):
+def _probe(path: Path, max_pixels: int):
     from faces.media import probe_image
     from faces.media.types import MediaError
 
     try:
-        return path, probe_image(path), None
+        return path, probe_image(path, max_pixels=max_pixels), None
     except MediaError as exc:
         return path, None, exc
     except Exception as exc:  # noqa: BLE001 - media should raise MediaError; never let one file stop the scan
@@ -129,10 +129,10 @@ def add_images(store: Store, settings: Settings, owner_id: int, paths: Iterable[
     if missing:
         raise FileNotFoundError(f"no such file or folder: {', '.join(missing)}")
     names = list(finders) if finders is not None else finder_names(settings)
-    files = [Path(os.path.abspath(f)) for f in find_image_files(paths)]
+    files = [Path(os.path.abspath(f)) for f in find_image_files(paths, exclude=[settings.data_dir])]
     result = AddResult(files=len(files))
     with ThreadPoolExecutor(max_workers=max(2, settings.worker_count)) as pool:
-        for path, info, error in pool.map(_probe, files):
+        for path, info, error in pool.map(lambda f: _probe(f, settings.max_image_pixels), files):
             _add_one(store, owner_id, path, info, error, names, result)
     if result.added:
         events.emit("images_added", owner_id=owner_id, image_ids=list(result.added))
@@ -326,7 +326,8 @@ def run_detection(store: Store, settings: Settings, owner_id: int,
                                   (settings, names), task_timeout=TASK_TIMEOUT_SECONDS)
             paths = {image_id: path for image_id, path, _ in work}
             tasks = ((image_id, DetectTask(image_id=image_id, path=_local_path(settings, path), finders=todo,
-                                           max_side=_task_max_side(max_sides, todo)))
+                                           max_side=_task_max_side(max_sides, todo),
+                                           max_pixels=settings.max_image_pixels))
                      for image_id, path, todo in work)
             for outcome in pool.run(tasks):
                 image_id = outcome.key

@@ -4,6 +4,7 @@ errors and the time spent detecting. Used by ``faces stats`` and the statistics 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, timezone
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -11,6 +12,13 @@ from sqlalchemy.orm import Session
 from faces.store.models import Face, FaceState, FinderStatus, Image, ImageFinder, Name, Run
 
 _STATUSES = [s.value for s in FinderStatus]
+
+
+def utc_iso(value: datetime | None) -> str | None:
+    """ISO 8601 text of a UTC timestamp column (SQLite and MariaDB give them back without a zone)."""
+    if value is None:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).isoformat()
 
 
 def library_stats(session: Session, owner_id: int, finder_names: Sequence[str] | None = None) -> dict:
@@ -65,8 +73,7 @@ def library_stats(session: Session, owner_id: int, finder_names: Sequence[str] |
     last = session.scalar(select(Run).where(Run.owner_id == owner_id).order_by(Run.id.desc()).limit(1))
     last_run = None
     if last is not None:
-        last_run = {"id": last.id, "started_at": last.started_at.isoformat(),
-                    "finished_at": last.finished_at.isoformat() if last.finished_at else None,
+        last_run = {"id": last.id, "started_at": utc_iso(last.started_at), "finished_at": utc_iso(last.finished_at),
                     "images": last.images, "faces": last.faces, "no_face": last.no_face, "errors": last.errors,
                     "seconds": round(last.seconds, 3)}
 
