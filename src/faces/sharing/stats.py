@@ -15,8 +15,8 @@ def _own_stats(session: Session, owner_id: int) -> dict[str, Any]:
     images = session.scalar(select(func.count(Image.id)).where(Image.owner_id == owner_id)) or 0
     image_errors = session.scalar(select(func.count(Image.id)).where(
         Image.owner_id == owner_id, Image.error_code.is_not(None))) or 0
-    states = dict(session.execute(select(Face.state, func.count(Face.id)).where(Face.owner_id == owner_id)
-                                  .group_by(Face.state)).all())
+    states = {FaceState(state): count for state, count in session.execute(
+        select(Face.state, func.count(Face.id)).where(Face.owner_id == owner_id).group_by(Face.state)).all()}
     finders: dict[str, dict[str, Any]] = {}
     rows = session.execute(select(ImageFinder.finder, ImageFinder.status, func.count(), func.sum(ImageFinder.seconds))
                            .join(Image, Image.id == ImageFinder.image_id).where(Image.owner_id == owner_id)
@@ -34,7 +34,7 @@ def _own_stats(session: Session, owner_id: int) -> dict[str, Any]:
     faces = sum(states.values())
 
     def state(s: FaceState) -> int:
-        return states.get(s, 0) + states.get(s.value, 0)
+        return states.get(s, 0)
 
     return {
         "images": images,

@@ -1,0 +1,103 @@
+"""Deleting an image, an owner's faces and names, everybody's: nothing left behind, nobody else touched."""
+
+import pytest
+from sqlalchemy import func, select
+
+from faces import events
+from faces.sharing import deletion, notifications
+from faces.sharing.errors import NotFound
+from faces.store.models import (
+    ChangeLogEntry, Embedding, Face, FaceState, Image, ImageFinder, Name, Notification, RejectedName, Run, UndoEntry,
+)
+
+from .conftest import connect, make_face, make_image, make_name, make_user
+
+
+def count(s, model, *where):
+    return s.scalar(select(func.count()).select_from(model).where(*where))
+
+
+@pytest.fixture
+def libraries(store):
+    with store.session() as s:
+        ann, bob = make_user(s, "ann"), make_user(s, "bob")
+        connect(s, ann, bob)
+        carl, dora = make_name(s, ann, "Carl"), make_name(s, ann, "Dora")
+        bob_name = make_name(s, ann, "Bob", bob)
+        one, two = make_image(s, ann), make_image(s, ann)
+        carl_only_here = make_face(s, one, name=carl)
+        make_face(s, one, guess=dora, x=200)
+        make_face(s, one, name=bob_name, x=400)
+        make_face(s, two, name=dora)
+        guessed_carl = make_face(s, two, guess=carl, x=200)
+        s.add(RejectedName(face_id=carl_only_here.id, name_id=dora.id))
+        s.add(Run(owner_id=ann.id, images=2, faces=5, seconds=1.0))
+        s.add(UndoEntry(owner_id=ann.id, action="merge", payload={"names": ["Carl"]}))
+        s.add(ChangeLogEntry(owner_id=ann.id, entity="name", entity_uuid=carl.uuid, op="upsert",
+                             data={"name": "Carl"}))
+        theirs = make_face(s, make_image(s, bob), name=make_name(s, bob, "Carl"))
+        faces = s.scalars(select(Face).where(Face.image_id == one.id)).all()
+        notifications.notify_tagged(s, ann.id, faces[2].id, bob.id, ann.id)
+    return dict(ann=ann, bob=bob, one=one, two=two, carl=carl, dora=dora, guessed_carl=guessed_carl,
+                theirs=theirs)
+
+
+def test_delete_image_removes_its_faces_and_orphan_names(store, libraries):
+    L = libraries
+    deleted = []
+    handler = lambda **p: deleted.append(p)  # noqa: E731
+    events.subscribe(deletion.FACES_DELETED, handler)
+    try:
+        with store.session() as s:
+            with pytest.raises(NotFound):
+                deletion.delete_image(s, L["bob"].id, L["one"].id)
+        with store.session() as s:
+            report = deletion.delete_image(s, L["ann"].id, L["one"].id)
+    finally:
+        events._subscribers[deletion.FACES_DELETED].remove(handler)
+    assert (report.images, report.faces, report.names) == (1, 3, 2)  # Carl and Bob are used nowhere else
+    with store.session() as s:
+        assert s.get(Image, L["one"].id) is None
+        assert count(s, Face, Face.image_id == L["one"].id) == 0
+        assert count(s, ImageFinder, ImageFinder.image_id == L["one"].id) == 0
+        assert count(s, RejectedName) == 0
+        assert count(s, Notification) == 0  # bob's tag notification pointed at a deleted face
+        names = set(s.scalars(select(Name.name).where(Name.owner_id == L["ann"].id)))
+        assert names == {"Dora"}  # still used by a face of the other image
+        face = s.get(Face, L["guessed_carl"].id)  # its guess named a deleted name
+        assert face.state == FaceState.UNNAMED and face.guess_name_id is None
+        assert count(s, Embedding) == count(s, Face) == 3  # ann's two left, and bob's
+        assert s.get(Face, L["theirs"].id).name.name == "Carl"  # bob's own Carl is untouched
+    assert deleted and deleted[0]["owner_id"] == L["ann"].id and deleted[0]["image_ids"] == [L["one"].id]
+    assert len(deleted[0]["face_ids"]) == 3
+
+
+def test_delete_library_faces_leaves_nothing_of_the_owner(store, libraries):
+    L = libraries
+    changed = []
+    handler = lambda **p: changed.append(p)  # noqa: E731
+    events.subscribe("names_changed", handler)
+    try:
+        with store.session() as s:
+            report = deletion.delete_library_faces(s, L["ann"].id)
+    finally:
+        events._subscribers["names_changed"].remove(handler)
+    assert (report.faces, report.names) == (5, 3)
+    ann = L["ann"].id
+    with store.session() as s:
+        for model, where in ((Face, Face.owner_id == ann), (Name, Name.owner_id == ann), (Run, Run.owner_id == ann),
+                             (UndoEntry, UndoEntry.owner_id == ann), (ChangeLogEntry, ChangeLogEntry.owner_id == ann)):
+            assert count(s, model, where) == 0, model
+        assert count(s, ImageFinder, ImageFinder.image_id.in_([L["one"].id, L["two"].id])) == 0
+        assert count(s, Image, Image.owner_id == ann) == 2  # the photos themselves stay
+        assert count(s, RejectedName) == 0 and count(s, Notification) == 0
+        assert count(s, Embedding) == 1 and s.get(Face, L["theirs"].id) is not None  # bob's library untouched
+    assert changed == [{"owner_id": ann, "image_ids": sorted([L["one"].id, L["two"].id])}]
+
+
+def test_admin_deletes_everybody(store, libraries):
+    with store.session() as s:
+        report = deletion.delete_all_faces(s)
+    assert (report.faces, report.names) == (6, 4)
+    with store.session() as s:
+        assert count(s, Face) == count(s, Name) == count(s, Embedding) == 0
