@@ -51,7 +51,11 @@ class LoadedImage:
 
 
 class MediaError(Exception):
-    """An image could not be read. ``code`` is stable (for scripts); the message is for people."""
+    """An image could not be read. ``code`` is stable (for scripts); the message is for people.
+
+    Codes: ``empty``, ``not_an_image``, ``unsupported_format``, ``truncated``, ``corrupt``, ``too_many_pixels``,
+    ``no_access``, ``missing``, and ``unreadable`` for anything else.
+    """
 
     code = "unreadable"
 
@@ -82,3 +86,15 @@ class DecompressionBombError(MediaError):
 
 class FileAccessError(MediaError):
     code = "no_access"
+
+
+class MissingFileError(FileAccessError):
+    """The file is not there (any more): moved or deleted since it was added."""
+
+    code = "missing"
+
+
+class CorruptImageError(MediaError):
+    """The file is in a known image format, but its data is damaged (not merely cut short)."""
+
+    code = "corrupt"
