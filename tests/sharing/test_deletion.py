@@ -42,8 +42,24 @@ def libraries(store):
                 theirs=theirs)
 
 
-def test_delete_image_removes_its_faces_and_orphan_names(store, libraries):
+def _thumbnail_files(settings, faces, image):
+    """Cached crops and photo thumbnails where faces.media keeps them (as a web request would have left them)."""
+    from faces.media import face_thumbnail_cache_path, thumbnail_cache_path
+
+    paths = [face_thumbnail_cache_path(settings.data_dir, f.id, tuple(f.box), 96) for f in faces]
+    paths.append(thumbnail_cache_path(settings.data_dir, image.content_hash, "photo", 320))
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"jpeg")
+    return paths
+
+
+def test_delete_image_removes_its_faces_and_orphan_names(store, settings, libraries):
     L = libraries
+    with store.session() as s:
+        files = _thumbnail_files(settings, s.scalars(select(Face).where(Face.image_id == L["one"].id)).all(),
+                                 L["one"])
+        kept = _thumbnail_files(settings, [s.get(Face, L["guessed_carl"].id)], L["two"])
     deleted = []
     handler = lambda **p: deleted.append(p)  # noqa: E731
     events.subscribe(deletion.FACES_DELETED, handler)
@@ -52,7 +68,7 @@ def test_delete_image_removes_its_faces_and_orphan_names(store, libraries):
             with pytest.raises(NotFound):
                 deletion.delete_image(s, L["bob"].id, L["one"].id)
         with store.session() as s:
-            report = deletion.delete_image(s, L["ann"].id, L["one"].id)
+            report = deletion.delete_image(s, L["ann"].id, L["one"].id, settings)
     finally:
         events._subscribers[deletion.FACES_DELETED].remove(handler)
     assert (report.images, report.faces, report.names) == (1, 3, 2)  # Carl and Bob are used nowhere else
@@ -70,16 +86,20 @@ def test_delete_image_removes_its_faces_and_orphan_names(store, libraries):
         assert s.get(Face, L["theirs"].id).name.name == "Carl"  # bob's own Carl is untouched
     assert deleted and deleted[0]["owner_id"] == L["ann"].id and deleted[0]["image_ids"] == [L["one"].id]
     assert len(deleted[0]["face_ids"]) == 3
+    assert not any(p.exists() for p in files) and all(p.exists() for p in kept)
 
 
-def test_delete_library_faces_leaves_nothing_of_the_owner(store, libraries):
+def test_delete_library_faces_leaves_nothing_of_the_owner(store, settings, libraries):
     L = libraries
+    with store.session() as s:
+        files = _thumbnail_files(settings, s.scalars(select(Face).where(Face.owner_id == L["ann"].id)).all(),
+                                 L["one"])[:-1]
     changed = []
     handler = lambda **p: changed.append(p)  # noqa: E731
     events.subscribe("names_changed", handler)
     try:
         with store.session() as s:
-            report = deletion.delete_library_faces(s, L["ann"].id)
+            report = deletion.delete_library_faces(s, L["ann"].id, settings)
     finally:
         events._subscribers["names_changed"].remove(handler)
     assert (report.faces, report.names) == (5, 3)
@@ -93,6 +113,7 @@ def test_delete_library_faces_leaves_nothing_of_the_owner(store, libraries):
         assert count(s, RejectedName) == 0 and count(s, Notification) == 0
         assert count(s, Embedding) == 1 and s.get(Face, L["theirs"].id) is not None  # bob's library untouched
     assert changed == [{"owner_id": ann, "image_ids": sorted([L["one"].id, L["two"].id])}]
+    assert files and not any(p.exists() for p in files)
 
 
 def test_admin_deletes_everybody(store, libraries):

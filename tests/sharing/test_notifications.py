@@ -74,6 +74,15 @@ def test_event_about_a_face_not_named_after_that_user_is_ignored(store, pair):
         assert notifications.unread_count(s, eve.id) == 0
 
 
+def test_strangers_get_no_notification(store, pair):
+    owner, _ = pair
+    with store.session() as s:
+        eve = make_user(s, "eve")
+    tag(store, owner, eve)  # eve's account linked to a name, but eve is not owner's contact
+    with store.session() as s:
+        assert notifications.unread_count(s, eve.id) == 0
+
+
 def test_mark_read_only_own(store, pair):
     owner, bob = pair
     tag(store, owner, bob)

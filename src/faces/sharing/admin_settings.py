@@ -44,6 +44,13 @@ _CACHE = "faces_admin_overrides"
 _base: Settings | None = None
 
 
+def set_base_settings(settings: Settings) -> None:
+    """Tell this process which file/environment settings it runs with (the web app and the command line do,
+    once); subscribers that get no settings with their event (e-mail, thumbnails) use them."""
+    global _base
+    _base = settings
+
+
 def base_settings() -> Settings:
     """The file/environment settings of this process: the last ones given to :func:`effective_settings`
     (the web app and the command line do so first), else freshly loaded ones."""

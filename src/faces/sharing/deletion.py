@@ -3,7 +3,9 @@
 Nothing is left behind: the rows (faces, embeddings, rejected guesses, names, detection marks and timings,
 undo and change logs, pending imports, tagging notifications), the face thumbnails and the in-process caches.
 The rows go in the caller's transaction; thumbnails and caches are cleared once it has committed, through the
-``faces_deleted`` event (owner_id, face_ids, face_uuids, image_ids), which other packages may subscribe to too.
+``faces_deleted`` event (owner_id, face_ids, face_uuids, image_ids, content_hashes of deleted images, data_dir),
+which other packages may subscribe to too. Pass ``settings`` (the app's) so that the right data directory is
+cleaned; without it the process's base settings are used (:func:`faces.sharing.admin_settings.base_settings`).
 Images themselves stay (except with :func:`delete_image`): they are the owner's photos, not faces.
 """
 
@@ -16,6 +18,7 @@ from sqlalchemy import delete, exists, select, update
 from sqlalchemy.orm import Session
 
 from faces import events
+from faces.config import Settings
 from faces.sharing.errors import NotFound
 from faces.sharing.notifications import TAGGED
 from faces.store.models import (
@@ -57,7 +60,13 @@ def _unguess(session: Session, name_ids: list[int]) -> None:
         session.execute(update(Face).where(Face.guess_name_id.in_(name_ids)).values(guess_name_id=None))
 
 
-def delete_image(session: Session, owner_id: int, image_id: int) -> DeletionReport:
+def _data_dir(settings: Settings | None) -> str:
+    from faces.sharing.admin_settings import base_settings
+
+    return str((settings or base_settings()).data_dir)
+
+
+def delete_image(session: Session, owner_id: int, image_id: int, settings: Settings | None = None) -> DeletionReport:
     """Delete image ``image_id`` of ``owner_id`` with its faces, and every name that no face uses any more.
 
     The image file on disk is not touched. Guesses that leaned on the deleted faces are refreshed.
@@ -66,6 +75,7 @@ def delete_image(session: Session, owner_id: int, image_id: int) -> DeletionRepo
     image = session.get(Image, image_id)
     if image is None or image.owner_id != owner_id:
         raise NotFound("there is no such image in your library")
+    content_hash = image.content_hash
     faces = session.execute(select(Face.id, Face.uuid, Face.name_id, Face.state)
                             .where(Face.image_id == image_id)).all()
     face_ids = {f.id for f in faces}
@@ -85,13 +95,14 @@ def delete_image(session: Session, owner_id: int, image_id: int) -> DeletionRepo
     session.flush()
     session.expire_all()
     if had_confirmed:
-        _refresh(session, owner_id)
+        _refresh(session, owner_id, settings)
     events.emit_after_commit(session, FACES_DELETED, owner_id=owner_id, face_ids=sorted(face_ids),
-                             face_uuids=sorted(f.uuid for f in faces), image_ids=[image_id])
+                             face_uuids=sorted(f.uuid for f in faces), image_ids=[image_id],
+                             content_hashes=[content_hash], data_dir=_data_dir(settings))
     return DeletionReport(images=1, faces=len(face_ids), names=len(orphans))
 
 
-def delete_library_faces(session: Session, owner_id: int) -> DeletionReport:
+def delete_library_faces(session: Session, owner_id: int, settings: Settings | None = None) -> DeletionReport:
     """Delete all faces and names of ``owner_id`` and everything derived from them (see the module doc).
 
     The images stay, without any detection result, so a later detection starts afresh. Image files that held
@@ -112,38 +123,38 @@ def delete_library_faces(session: Session, owner_id: int) -> DeletionReport:
     if named_images:
         events.emit_after_commit(session, "names_changed", owner_id=owner_id, image_ids=named_images)
     events.emit_after_commit(session, FACES_DELETED, owner_id=owner_id, face_ids=sorted(f.id for f in faces),
-                             face_uuids=sorted(f.uuid for f in faces), image_ids=[])
+                             face_uuids=sorted(f.uuid for f in faces), image_ids=[], content_hashes=[],
+                             data_dir=_data_dir(settings))
     return DeletionReport(faces=len(faces), names=names)
 
 
-def delete_all_faces(session: Session) -> DeletionReport:
+def delete_all_faces(session: Session, settings: Settings | None = None) -> DeletionReport:
     """The admin's deletion: every owner's faces and names (see :func:`delete_library_faces`)."""
     total = DeletionReport()
     for owner_id in session.scalars(select(User.id).order_by(User.id)).all():
-        total.add(delete_library_faces(session, owner_id))
+        total.add(delete_library_faces(session, owner_id, settings))
     return total
 
 
-def _refresh(session: Session, owner_id: int) -> None:
+def _refresh(session: Session, owner_id: int, settings: Settings | None) -> None:
     """Recompute the owner's guesses now that confirmed faces are gone (with the admin's current settings)."""
     from faces.naming.refresh import refresh_guesses
     from faces.sharing.admin_settings import base_settings, effective_settings
 
-    refresh_guesses(session, effective_settings(session, base_settings()), owner_id, None)
+    refresh_guesses(session, effective_settings(session, settings or base_settings()), owner_id, None)
 
 
-def _after_delete(owner_id: int, face_ids: list[int], face_uuids: list[str], image_ids: list[int],
-                  **_ignored: object) -> None:
-    """Subscriber of ``faces_deleted``: remove the face thumbnails and tell the naming caches."""
-    from faces.sharing.admin_settings import base_settings
+def _after_delete(owner_id: int, face_ids: list[int], face_uuids: list[str], content_hashes: list[str],
+                  data_dir: str, **_ignored: object) -> None:
+    """Subscriber of ``faces_deleted``: remove the thumbnails (face crops, and photos of deleted images) and
+    clear the naming caches."""
+    from faces.media import remove_face_thumbnails, remove_thumbnails
     from faces.sharing.photos_of_me import _forget_caches
 
     _forget_caches(owner_id)
-    try:
-        from faces.media import remove_thumbnails
-    except ImportError:
-        return
-    remove_thumbnails(base_settings(), face_ids)
+    remove_face_thumbnails(data_dir, [*face_ids, *face_uuids])
+    for content_hash in content_hashes:
+        remove_thumbnails(data_dir, content_hash)
 
 
 events.subscribe(FACES_DELETED, _after_delete)

@@ -45,13 +45,18 @@ def notify_tagged(session: Session, owner_id: int, face_id: int, contact_user_id
     """Create the "you were tagged" notification for ``contact_user_id`` (in the caller's transaction).
 
     Nothing is created when the face is no longer confirmed as that user, when the user tagged themselves,
-    or when an unread notification for the same face already waits.
+    when the user is not a contact of the owner (nobody gets messages from strangers), or when an unread
+    notification for the same face already waits.
     """
+    from faces.sharing.contacts import are_contacts
+
     face = session.get(Face, face_id)
     if face is None or face.owner_id != owner_id or face.state != FaceState.CONFIRMED or face.name_id is None:
         return None
     name = session.get(Name, face.name_id)
     if name is None or name.contact_user_id != contact_user_id or contact_user_id == actor_id:
+        return None
+    if not are_contacts(session, owner_id, contact_user_id):
         return None
     existing = session.scalars(select(Notification).where(
         Notification.user_id == contact_user_id, Notification.kind == TAGGED,
