@@ -47,7 +47,8 @@ class MetadataSettings:
     """Names in the image files (exiftool)."""
 
     write_names: bool = False  # write confirmed names into the files
-    sidecar: bool = False  # write into photo.jpg.xmp instead of the original file
+    sidecar: bool = False  # write into an .xmp sidecar instead of the original file
+    sidecar_name: str = "photo.jpg.xmp"  # sidecar naming: "photo.jpg.xmp" (digiKam, darktable) or "photo.xmp"
     read_regions: bool = True  # read face regions already in files as confirmed names
 
 
@@ -219,6 +220,9 @@ def load_settings(data_dir: str | Path | None = None, environ: dict[str, str] | 
     _apply(settings, env)
     if overrides:
         _apply(settings, copy.deepcopy(overrides))
+    if settings.metadata.sidecar_name not in ("photo.jpg.xmp", "photo.xmp"):
+        raise ConfigError("setting metadata.sidecar_name: expected 'photo.jpg.xmp' or 'photo.xmp', "
+                          f"got {settings.metadata.sidecar_name!r}")
     if settings.executor not in ("inprocess", "celery"):
         raise ConfigError(f"setting executor: expected 'inprocess' or 'celery', got {settings.executor!r}")
     return settings

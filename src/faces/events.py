@@ -5,7 +5,7 @@ notifications...) run only once the transaction that caused the event has commit
 rolled-back one. A subscriber that fails is logged and does not disturb the others or the producer.
 
 Events (name: keyword arguments):
-- ``images_added``: owner_id, image_ids
+- ``images_added``: owner_id, image_ids (and store, settings: the emitter's, for subscribers)
 - ``faces_detected``: owner_id, image_ids
 - ``names_changed``: owner_id, image_ids (confirmed names of these images changed)
 - ``face_tagged``: owner_id, face_id, contact_user_id, actor_id (a face was named after a user account)
@@ -30,7 +30,8 @@ _PENDING = "faces_pending_events"
 _bind: contextvars.ContextVar[Any] = contextvars.ContextVar("faces_event_bind", default=None)
 
 # Modules that subscribe when imported; loaded once by load_subscribers().
-SUBSCRIBER_MODULES: list[str] = ["faces.sharing.notifications", "faces.sharing.deletion"]
+SUBSCRIBER_MODULES: list[str] = ["faces.sharing.notifications", "faces.sharing.deletion",
+                                   "faces.metadata.subscribers"]
 _loaded = False
 
 

@@ -135,7 +135,8 @@ def add_images(store: Store, settings: Settings, owner_id: int, paths: Iterable[
         for path, info, error in pool.map(lambda f: _probe(f, settings.max_image_pixels), files):
             _add_one(store, owner_id, path, info, error, names, result)
     if result.added:
-        events.emit("images_added", owner_id=owner_id, image_ids=list(result.added))
+        events.emit("images_added", owner_id=owner_id, image_ids=list(result.added), store=store,
+                    settings=settings)
     log.info("added %d images to library %s (%d already known, %d unreadable)", len(result.added), owner_id,
              result.duplicates, len(result.errors))
     return result
