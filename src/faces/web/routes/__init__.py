@@ -31,6 +31,8 @@ ROUTER_MODULES: list[str] = [
     "faces.web.routes.groups",
     "faces.web.routes.detection",
     "faces.web.routes.uploads",
+    "faces.web.routes.sharing",
+    "faces.web.routes.admin",
 ]
 
 NAV_LINKS: list[NavLink] = [
@@ -38,6 +40,10 @@ NAV_LINKS: list[NavLink] = [
     NavLink("People", "/people"),
     NavLink("Groups", "/groups"),
     NavLink("Search", "/search"),
+    NavLink("Sharing", "/sharing"),
+    NavLink("Photos of me", "/me/photos"),
+    NavLink("Statistics", "/stats"),
+    NavLink("Admin", "/admin", admin_only=True),
 ]
 
 
