@@ -5,11 +5,10 @@ its thumbnail. Every action checks that the user may write in the face's library
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
-from fastapi.responses import FileResponse, Response
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
@@ -123,20 +122,24 @@ def reset_face(face_id: int, user: LoggedInUser, db: DbSession, state: State) ->
 
 @router.get("/api/faces/{face_id}/thumb", response_class=Response,
             responses={200: {"content": {"image/jpeg": {}}}})
-def face_thumb(face_id: int, user: LoggedInUser, db: DbSession, state: State,
+def face_thumb(face_id: int, request: Request, user: LoggedInUser, db: DbSession, state: State,
                size: Annotated[int, Query(ge=16, le=512)] = 192):
     """A square JPEG of the face with a margin (``size`` rounded up to 96, 192 or 384; cached)."""
-    from faces.media import face_thumbnail
+    from faces.media import cached_face_thumbnail
     from faces.media.types import MediaError
 
     face = face_for(db, user, face_id)
     image = face.image
     size = next((s for s in FACE_THUMB_SIZES if s >= size), FACE_THUMB_SIZES[-1])
+    etag = f'"{face.uuid[:12]}-{face.x}-{face.y}-{face.w}-{face.h}-{size}"'
+    headers = {"ETag": etag, "Cache-Control": "private, max-age=86400"}
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers=headers)
     try:
-        path = face_thumbnail(image.path, (face.x, face.y, face.w, face.h), size, state.settings,
-                              content_hash=image.content_hash)
-    except MediaError as exc:
-        raise HTTPException(422, exc.message) from None
+        data = cached_face_thumbnail(state.settings.data_dir, image.path, face.uuid, (face.x, face.y, face.w, face.h),
+                                     size, max_pixels=state.settings.max_image_pixels)
     except FileNotFoundError:
         raise HTTPException(410, "The image file is not on the server any more.") from None
-    return FileResponse(Path(path), media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"})
+    except MediaError as exc:
+        raise HTTPException(422, exc.message) from None
+    return Response(data, media_type="image/jpeg", headers=headers)

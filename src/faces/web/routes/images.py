@@ -7,12 +7,12 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel
 
 from faces.web.deps import DbSession, LoggedInUser, State, image_for, name_for, owner_library
-from faces.web.views import FaceOut, ImageOut, ImagePage, faces_of_images, gallery_page, image_outs
+from faces.web.views import ImageOut, ImagePage, gallery_page, image_outs
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["gallery"])
@@ -23,10 +23,10 @@ WEB_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "
 CACHE = {"Cache-Control": "private, max-age=604800"}
 
 
-class FacesOfImages(BaseModel):
-    """The frames of several images: ``{image id: [frames]}``."""
+class ImageBatch(BaseModel):
+    """Several photos with their current frames and status, in the order asked."""
 
-    images: dict[int, list[FaceOut]]
+    items: list[ImageOut]
 
 
 @router.get("/api/images", response_model=ImagePage)
@@ -55,18 +55,17 @@ def list_images(
                         status=status)
 
 
-@router.get("/api/images/faces", response_model=FacesOfImages)
-def faces_of(user: LoggedInUser, db: DbSession,
-             ids: Annotated[str, Query(description="Image ids separated by commas (at most 500).")]) -> FacesOfImages:
-    """The current frames of several photos (the page refreshes its visible frames after a change)."""
+@router.get("/api/images/batch", response_model=ImageBatch)
+def image_batch(user: LoggedInUser, db: DbSession,
+                ids: Annotated[str, Query(description="Image ids separated by commas (at most 500).")]) -> ImageBatch:
+    """Several photos with their current frames (the page refreshes what it shows after a change)."""
     try:
-        wanted = sorted({int(part) for part in ids.split(",") if part.strip()})
+        wanted = list(dict.fromkeys(int(part) for part in ids.split(",") if part.strip()))
     except ValueError:
         raise HTTPException(400, "ids must be image ids separated by commas.") from None
     if len(wanted) > 500:
         raise HTTPException(400, "Ask for at most 500 images at once.")
-    allowed = [image_for(db, user, image_id, faces=True).id for image_id in wanted]
-    return FacesOfImages(images=faces_of_images(db, allowed))
+    return ImageBatch(items=image_outs(db, [image_for(db, user, image_id, faces=True) for image_id in wanted]))
 
 
 @router.get("/api/images/{image_id}", response_model=ImageOut)
@@ -76,34 +75,39 @@ def get_image(image_id: int, user: LoggedInUser, db: DbSession) -> ImageOut:
     return image_outs(db, [image])[0]
 
 
-def _thumbnail(state, image, size: int) -> Path:  # noqa: ANN001
+def _thumbnail(request: Request, state, image, size: int) -> Response:  # noqa: ANN001
+    """The cached JPEG rendition of ``image`` (longest side ``size``), with an ETag for the browser cache."""
     from faces.media import cached_thumbnail
     from faces.media.types import MediaError
 
+    etag = f'"{image.content_hash[:20]}-{size}"'
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers={"ETag": etag, **CACHE})
     try:
-        return Path(cached_thumbnail(image.path, size, state.settings, content_hash=image.content_hash,
-                                     orientation=image.orientation))
-    except MediaError as exc:
-        raise HTTPException(422, exc.message) from None
+        data = cached_thumbnail(state.settings.data_dir, image.path, image.content_hash, size,
+                                max_pixels=state.settings.max_image_pixels)
     except FileNotFoundError:
         raise HTTPException(410, "The image file is not on the server any more.") from None
+    except MediaError as exc:
+        raise HTTPException(422, exc.message) from None
+    return Response(data, media_type="image/jpeg", headers={"ETag": etag, **CACHE})
 
 
 @router.get("/api/images/{image_id}/thumb", response_class=Response,
             responses={200: {"content": {"image/jpeg": {}}}})
-def image_thumb(image_id: int, user: LoggedInUser, db: DbSession, state: State,
+def image_thumb(image_id: int, request: Request, user: LoggedInUser, db: DbSession, state: State,
                 size: Annotated[int, Query(ge=16, le=2560)] = 320):
     """A JPEG thumbnail of the photo (longest side ``size``, rounded up to 160, 320, 640 or 1280; cached)."""
     image = image_for(db, user, image_id)
     if image.error_code:
         raise HTTPException(422, image.error or "This file cannot be read as an image.")
     size = next((s for s in THUMB_SIZES if s >= size), THUMB_SIZES[-1])
-    return FileResponse(_thumbnail(state, image, size), media_type="image/jpeg", headers=CACHE)
+    return _thumbnail(request, state, image, size)
 
 
 @router.get("/api/images/{image_id}/full", response_class=Response,
             responses={200: {"content": {"image/jpeg": {}, "image/png": {}, "image/webp": {}, "image/gif": {}}}})
-def image_full(image_id: int, user: LoggedInUser, db: DbSession, state: State):
+def image_full(image_id: int, request: Request, user: LoggedInUser, db: DbSession, state: State):
     """The photo at full size: the file itself when browsers show its format, else a large JPEG rendition."""
     image = image_for(db, user, image_id)
     if image.error_code:
@@ -114,5 +118,5 @@ def image_full(image_id: int, user: LoggedInUser, db: DbSession, state: State):
         if not path.is_file():
             raise HTTPException(410, "The image file is not on the server any more.")
         return FileResponse(path, media_type=media_type, headers=CACHE)
-    return FileResponse(_thumbnail(state, image, FULL_SIZE), media_type="image/jpeg", headers=CACHE)
+    return _thumbnail(request, state, image, FULL_SIZE)
 

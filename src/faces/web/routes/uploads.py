@@ -22,6 +22,8 @@ router = APIRouter(tags=["upload"])
 
 MAX_FILE_BYTES = 512 * 1024 * 1024
 MAX_FILES = 200
+NOT_AN_IMAGE_NAME = ("Only photos can be added: files ending in .jpg, .jpeg, .png, .webp, .gif, .tif, .tiff, .bmp, "
+                     ".heic or .heif.")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -84,6 +86,7 @@ def upload_photos(user: LoggedInUser, state: State,
     """Add photos to your library. Each file is kept, recognised as a duplicate (the same content is already
     in the library), or kept with an error when it cannot be read. Detection starts by itself."""
     from faces.jobs.pipeline import add_images
+    from faces.media import is_image_name
 
     if not files:
         raise HTTPException(400, "Choose at least one photo to upload.")
@@ -94,6 +97,9 @@ def upload_photos(user: LoggedInUser, state: State,
     saved: list[tuple[int, Path, str]] = []
     for upload in files:
         name = Path((upload.filename or "photo").replace("\\", "/")).name
+        if not is_image_name(name):
+            results.append(UploadedFile(filename=name, outcome="rejected", error=NOT_AN_IMAGE_NAME))
+            continue
         try:
             path, content_hash, size = _save(upload, folder)
         except ValueError as exc:
