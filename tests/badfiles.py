@@ -163,8 +163,9 @@ def make_odd_good_files(folder: str | os.PathLike) -> dict[str, str]:
     save("cmyk.jpg", photo.convert("CMYK"), "CMYK JPEG (Adobe, inverted)", quality=92)
     grey16 = (np.asarray(photo.convert("L"), dtype=np.uint16) * 257).astype(np.uint16)
     save("grey16.png", Image.fromarray(grey16), "16-bit grey PNG")  # uint16 array: mode I;16
+    paletted = photo.convert("P", palette=Image.Palette.ADAPTIVE)
     second = Image.new("RGB", photo.size, (0, 128, 0))
-    frames = [photo.convert("P", palette=Image.Palette.ADAPTIVE), second.convert("P")]
+    frames = [paletted, second.convert("P")]
     frames[0].save(folder / "animated.gif", save_all=True, append_images=frames[1:], duration=200, loop=0)
     made["animated.gif"] = "animated GIF (the first frame is the photo)"
     rgba = photo.convert("RGBA")
@@ -172,7 +173,7 @@ def make_odd_good_files(folder: str | os.PathLike) -> dict[str, str]:
     alpha[:, : photo.width // 8] = 0  # a transparent strip on the left
     rgba.putalpha(Image.fromarray(alpha, "L"))
     save("rgba.png", rgba, "RGBA PNG with a transparent strip")
-    save("palette.png", photo.convert("P", palette=Image.Palette.ADAPTIVE), "palette PNG")
+    save("palette.png", paletted, "palette PNG")
     save("grey.pgm", photo.convert("L"), "grey PGM")
     save("photo.tif", photo, "TIFF (LZW)", compression="tiff_lzw")
     save("photo.bmp", photo, "BMP")
@@ -183,5 +184,5 @@ def make_odd_good_files(folder: str | os.PathLike) -> dict[str, str]:
     save("rotated.jpg", photo.transpose(Image.Transpose.ROTATE_90), "JPEG stored on its side, EXIF orientation 6",
          quality=90, exif=exif.tobytes())
     if _HEIF:
-        save("photo.heic", photo, "HEIC (as phones write)", quality=90)
+        save("photo.heic", photo, "HEIC (as phones write)", quality=90, enc_params={"preset": "ultrafast"})
     return made

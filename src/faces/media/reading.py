@@ -187,6 +187,10 @@ def _open(path: Path, max_pixels: int, handle: io.BufferedReader | None = None, 
                 f"too many pixels: {width}x{height} is over the {_megapixels(max_pixels)} megapixel limit"
             )
         fmt = image.format or "unknown"
+        if fmt == "TIFF":  # Pillow 13 reports the TIFF's upright size already; keep the stored one here
+            stored = image.tag_v2.get(256), image.tag_v2.get(257)  # ImageWidth, ImageLength
+            if all(isinstance(v, int) and v > 0 for v in stored):
+                width, height = stored
         file_orientation = _orientation(image)
         # libheif already applies the HEIF transforms (irot/imir); pillow-heif keeps the EXIF value aside.
         if fmt == "HEIF" or fmt == "AVIF":
@@ -242,7 +246,7 @@ def _header_size(head: bytes) -> tuple[int, int] | None:
 
 
 _SIGNATURES = (  # formats we support: a file starting like this is one of them, but broken
-    (b"\xff\xd8\xff", "JPEG"),
+    (b"\xff\xd8", "JPEG"),
     (b"\x89PNG\r\n\x1a\n", "PNG"),
     (b"GIF87a", "GIF"),
     (b"GIF89a", "GIF"),
@@ -630,11 +634,14 @@ def _load_opened(opened: _Opened, max_side: int | None, *, resize: bool = True) 
     if opened.format == "PNG":
         _verify_png(opened, reopen=True)
     image = _decode(opened, draft)
+    orientation = opened.orientation
+    if opened.format == "TIFF" and ExifTags.Base.Orientation not in getattr(image, "tag_v2", {}):
+        orientation = 1  # this Pillow turned the TIFF upright while loading it (and dropped the tag)
     try:
         image = _to_rgb(image)
         if resize and max_side and max(image.size) > max_side:  # (before turning: fewer pixels to move)
             image = image.resize(_reduced_size(*image.size, max_side), Image.Resampling.BILINEAR, reducing_gap=2.0)
-        method = _TRANSPOSE.get(opened.orientation)
+        method = _TRANSPOSE.get(orientation)
         if method is not None:
             image = image.transpose(method)
     except MediaError:
