@@ -151,13 +151,13 @@ class OpenCVFinder(Finder):
                                     f"{str(exc).strip().splitlines()[-1]}") from exc
 
     def _detect(self, image: LoadedImage) -> list[DetectedFace]:
-        pixels = _bgr(image.pixels)
-        height, width = pixels.shape[:2]
-        if height < 2 or width < 2:
+        if min(np.shape(image.pixels)[:2]) < 2:
             return []
+        pixels = _bgr(image.pixels)
         with self._run_lock:
             self._detector.setScoreThreshold(float(self.settings.score_threshold))
-            found = self._find(pixels)
+            # faces too small to be kept are not embedded (1 px of slack: the base class has the last word)
+            found = self._find(pixels, max(0.0, (self.settings.min_face_size - 1) / image.scale))
         faces = []
         for row, vector in found:
             x, y, w, h = (float(v) for v in row[:4])
@@ -171,13 +171,14 @@ class OpenCVFinder(Finder):
 
     # -- detection ------------------------------------------------------------------------------------------
 
-    def _find(self, pixels: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-        """The faces of ``pixels`` as (YuNet row in ``pixels`` coordinates, embedding) pairs.
+    def _find(self, pixels: np.ndarray, min_size: float = 0.0) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The faces of ``pixels`` at least ``min_size`` wide and high, as (YuNet row, embedding) pairs.
 
         A row is ``(x, y, w, h, 10 landmark coordinates, score)``. Every face is embedded; one whose embedding
         is weak (see ``QUALITY_NORM``) is looked at again turned, and left out when no turn makes it strong.
         """
-        found = [face for face in (self._checked(pixels, row) for row in self._upright(pixels)) if face]
+        rows = [row for row in self._upright(pixels) if min(row[2], row[3]) >= min_size]
+        found = [face for face in (self._checked(pixels, row) for row in rows) if face]
         if found:
             return found
         small, factor = _reduced(pixels, ROTATED_SIDE)
@@ -185,6 +186,7 @@ class OpenCVFinder(Finder):
         for turns in (1, 3, 2):
             rows = _unturn(self._run(np.ascontiguousarray(np.rot90(small, turns))), turns,
                            small.shape[1], small.shape[0]) * _row_scale(factor)
+            rows = [row for row in rows if min(row[2], row[3]) >= min_size]
             faces = [(row, vector) for row, vector in ((row, self._embed(pixels, row)) for row in rows)
                      if _strong(vector)]
             if len(faces) > len(best):
