@@ -33,7 +33,8 @@ class LoadedImage:
 
     ``pixels`` is a C-contiguous uint8 array of shape (h, w, 3), RGB order.
     A box found on ``pixels`` maps to full-resolution upright coordinates by multiplying by ``scale``
-    (``scale`` = full width / ``pixels`` width; 1.0 when not reduced).
+    (``scale`` = full width / ``pixels`` width; 1.0 when not reduced). Use :meth:`to_full` and
+    :meth:`to_full_point`: they also correct the tiny vertical difference that rounding the sides leaves.
     """
 
     pixels: np.ndarray
@@ -41,12 +42,23 @@ class LoadedImage:
     full_width: int
     full_height: int
 
+    @property
+    def scale_y(self) -> float:
+        """The vertical factor back to full resolution (equal to ``scale`` but for rounding of the sides)."""
+        height = self.pixels.shape[0] if self.pixels.ndim >= 2 and self.pixels.shape[0] else 0
+        return self.full_height / height if height else self.scale
+
+    def to_full_point(self, x: float, y: float) -> tuple[float, float]:
+        """Map a point (a landmark) on ``pixels`` to full-resolution upright coordinates."""
+        return x * self.scale, y * self.scale_y
+
     def to_full(self, x: float, y: float, w: float, h: float) -> tuple[int, int, int, int]:
         """Map a box on ``pixels`` to an integer box in full-resolution upright pixels, clipped to the image."""
-        x0 = max(0, round(x * self.scale))
-        y0 = max(0, round(y * self.scale))
+        sy = self.scale_y
+        x0 = min(self.full_width, max(0, round(x * self.scale)))
+        y0 = min(self.full_height, max(0, round(y * sy)))
         x1 = min(self.full_width, round((x + w) * self.scale))
-        y1 = min(self.full_height, round((y + h) * self.scale))
+        y1 = min(self.full_height, round((y + h) * sy))
         return x0, y0, max(0, x1 - x0), max(0, y1 - y0)
 
 
