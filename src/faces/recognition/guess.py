@@ -22,6 +22,7 @@ A guess's ``score`` is the mean over its channels of distance / tolerance (below
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -61,6 +62,9 @@ class Channel:
     known_name_ids: np.ndarray
     query: Prepared
     query_rows: np.ndarray
+    # Optional nearest-neighbour search (e.g. faces.recognition.index.UsearchIndex.radius_pairs) used instead of
+    # the exact block search: ``search(query, radius) -> (query_rows, known_rows, distances)``.
+    search: Callable[[Prepared, float], tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
 
 
 @dataclass
@@ -87,7 +91,10 @@ def _nearest_names(channel: Channel, rules: GuessRules, excluded_keys: np.ndarra
     """For each query face (index into the face list), the names within reach in this channel."""
     tol = channel.tolerance * rules.tolerance_scale
     radius = tol + rules.margin * channel.tolerance
-    q, k, d = radius_pairs(channel.query, channel.known, radius)
+    if channel.search is not None:
+        q, k, d = channel.search(channel.query, radius)
+    else:
+        q, k, d = radius_pairs(channel.query, channel.known, radius)
     result: dict[int, _Near] = {}
     if len(q) == 0:
         return result

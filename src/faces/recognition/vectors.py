@@ -76,11 +76,21 @@ def radius_pairs(queries: Prepared, known: Prepared, radius: float) -> tuple[np.
     if len(queries) and len(known):
         step = max(1, BLOCK_ELEMENTS // max(1, len(known)))
         for start in range(0, len(queries), step):
-            block = distance_matrix(queries.take(np.arange(start, min(start + step, len(queries)))), known)
-            q, k = np.nonzero(block <= radius)
+            block = queries.take(np.arange(start, min(start + step, len(queries))))
+            # In place, and the square root only for the hits: the full matrix is touched as few times as possible.
+            scores = block.data @ known.data.T
+            if queries.metric == "cosine":
+                q, k = np.nonzero(scores >= 1.0 - radius)
+                d = 1.0 - scores[q, k]
+            else:
+                scores *= -2.0
+                scores += known.sq_norms[None, :]
+                scores += block.sq_norms[:, None]
+                q, k = np.nonzero(scores <= radius * radius)
+                d = np.sqrt(np.maximum(scores[q, k], 0.0))
             out_q.append(q + start)
             out_k.append(k)
-            out_d.append(block[q, k])
+            out_d.append(d)
     if not out_q:
         return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32)
     q = np.concatenate(out_q).astype(np.int64)
