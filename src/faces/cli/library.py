@@ -147,7 +147,7 @@ def images(
                                  .where(Image.owner_id == owner_id)):
             statuses.setdefault(r.image_id, {})[r.finder] = {
                 "status": r.status.value, "error": r.error, "seconds": round(r.seconds or 0.0, 3),
-                "model_version": r.model_version or None}
+                "model_version": r.model_version or None, "processed_at": utc_iso(r.processed_at)}
         data = []
         for image in rows:
             finders = dict(sorted(statuses.get(image.id, {}).items()))
