@@ -127,5 +127,15 @@ def test_real_photos_of_several_kinds(data_root):
     assert (info.format, info.width, info.height) == ("JPEG", 3061, 4600)
 
 
+def test_multi_picture_jpeg_gives_its_first_picture(tmp_path):
+    """Cameras write MPO (several JPEGs in one file); it is a JPEG to people and decodes at reduced scale."""
+    first, second = Image.new("RGB", (1200, 800), (200, 0, 0)), Image.new("RGB", (1200, 800), (0, 0, 200))
+    first.save(tmp_path / "stereo.jpg", "MPO", save_all=True, append_images=[second])
+    assert probe_image(tmp_path / "stereo.jpg").format == "JPEG"
+    loaded = load_image(tmp_path / "stereo.jpg", max_side=300, resize=False)
+    assert loaded.pixels.shape == (200, 300, 3)
+    assert loaded.pixels.reshape(-1, 3).mean(axis=0) == pytest.approx((200, 0, 0), abs=8)
+
+
 def test_supported_formats_are_the_documented_ones():
     assert set(SUPPORTED_FORMATS) >= {"JPEG", "PNG", "WEBP", "GIF", "TIFF", "BMP", "PPM", "HEIF"}

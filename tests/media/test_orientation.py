@@ -91,6 +91,7 @@ def test_garbage_orientation_is_ignored(tmp_path):
         assert load_image(path).pixels.shape == (20, 40, 3)
 
 
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF data")
 def test_broken_exif_does_not_break_the_photo(tmp_path):
     path = tmp_path / "broken_exif.jpg"
     Image.fromarray(quadrants(40, 20)).save(path, exif=b"Exif\x00\x00MM\x00*\x00\x00\x00\x08\xff\xff garbage")

@@ -79,6 +79,8 @@ _TRANSPOSE = {
 # Our own limit is checked on every open (with the image's dimensions in the message). Pillow's warning is then
 # redundant noise; its hard error (at twice its limit) stays as a second guard and is turned into ours.
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+# Pillow warns about odd EXIF blocks (it then skips them); a photo with broken metadata is still a good photo.
+warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.TiffImagePlugin")
 
 
 def _raise_pillow_limit(max_pixels: int) -> None:
