@@ -42,10 +42,11 @@ class WebLibrary:
         self.app = create_app(settings, store)
         self.clients: list[TestClient] = []
 
-    def user(self, username: str, *, admin: bool = False, email: str = "") -> int:
+    def user(self, username: str, *, admin: bool = False, email: str = "", display_name: str = "") -> int:
         with self.store.session() as s:
             user = create_user(s, username, PASSWORD, is_admin=admin)
             user.email = email
+            user.display_name = display_name or username
             return user.id
 
     def client(self) -> TestClient:
