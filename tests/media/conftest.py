@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 
@@ -16,11 +15,6 @@ def photo(data_root) -> Image.Image:
     """``public_domain_faces/astronaut.png`` (512x512, one face) as RGB."""
     with Image.open(data_root / "public_domain_faces" / "astronaut.png") as image:
         return image.convert("RGB")
-
-
-@pytest.fixture(scope="session")
-def photo_pixels(photo) -> np.ndarray:
-    return np.asarray(photo)
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, features
 
 from faces.media import load_image, probe_image
 from faces.media.reading import _HEIF
@@ -12,7 +12,7 @@ from tests.media.helpers import quadrant_means, quadrants, stored_for_orientatio
 
 ORIENTATIONS = range(1, 9)
 # TIFF and HEIF decoders turn the pixels themselves (Pillow 13, libheif): faces must not turn them twice.
-FORMATS = ["JPEG", "PNG", "WEBP", "TIFF"] + (["HEIF"] if _HEIF else [])
+FORMATS = ["JPEG", "PNG", "WEBP", "TIFF"] + (["AVIF"] if features.check("avif") else []) + (["HEIF"] if _HEIF else [])
 EXPECTED = quadrants(2, 2).reshape(4, 3).astype(float)  # TL red, TR green, BL blue, BR white
 
 

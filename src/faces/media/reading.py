@@ -195,7 +195,7 @@ def _open(path: Path, max_pixels: int, handle: io.BufferedReader | None = None, 
                 width, height = stored
         file_orientation = _orientation(image)
         # libheif already applies the HEIF transforms (irot/imir); pillow-heif keeps the EXIF value aside.
-        if fmt == "HEIF" or fmt == "AVIF":
+        if fmt == "HEIF":
             applied = 1
             file_orientation = _valid_orientation(image.info.get("original_orientation")) or file_orientation
         else:
@@ -340,18 +340,21 @@ def _other_image_format(handle: io.BufferedReader) -> str:
 
 def _as_text(head: bytes) -> str | None:
     """``head`` as text when it looks like text (UTF-8 or Latin-1, printable), else None."""
-    if b"\x00" in head and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return None
-    for encoding in ("utf-8", "utf-16"):
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 with its byte order mark
         try:
-            text = head.decode(encoding)
-            break
-        except UnicodeDecodeError as exc:
-            if encoding == "utf-8" and exc.start >= len(head) - 4:  # a character cut by the 4096-byte window
-                text = head[:exc.start].decode(encoding)
-                break
+            text = head[: len(head) // 2 * 2].decode("utf-16")
+        except UnicodeDecodeError:
+            return None
+    elif b"\x00" in head:
+        return None
     else:
-        text = head.decode("latin-1")
+        try:
+            text = head.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if exc.start >= len(head) - 4:  # a character cut by the 4096-byte window
+                text = head[:exc.start].decode("utf-8")
+            else:
+                text = head.decode("latin-1")
     if not text:
         return None
     printable = sum(ch.isprintable() or ch in "\t\r\n\f" for ch in text)
@@ -619,6 +622,8 @@ def load_image(path: str | os.PathLike, max_side: int | None = None, max_pixels:
     Raises:
         MediaError: a subclass saying what is wrong.
     """
+    if max_side is not None and max_side < 1:
+        raise ValueError(f"max_side must be at least 1 (or None), got {max_side}")
     path = _path(path)
     opened = _open(path, max_pixels)
     try:
