@@ -225,8 +225,9 @@ class DlibFinder(Finder):
         if self.model not in ("hog", "cnn"):
             raise FinderUnavailable(f"the dlib finder's model {self.model!r} is not one of 'hog' or 'cnn'")
         for name in self._needed_files():
-            if not (folder / name).is_file():
-                raise FinderUnavailable(f"the dlib model file {folder / name} is missing")
+            checked = _check_file(name, folder)
+            if not checked.ok:
+                raise FinderUnavailable(f"refusing to load the dlib model file {folder / name}: {checked.problem}")
         with _Models.lock:
             _Models.dlib = dlib
             if _Models.shape_predictor is None:
