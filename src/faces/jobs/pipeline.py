@@ -305,12 +305,6 @@ def run_detection(store: Store, settings: Settings, owner_id: int,
     summary = RunSummary(finders=names)
     pool: WorkerPool | None = None
     try:
-        with store.session() as session:
-            run = Run(owner_id=owner_id)
-            session.add(run)
-            session.flush()
-            summary.run_id = run.id
-        handle.extra_beat = lambda s: _save_run(s, summary, time.monotonic() - started)
         handle.start_heartbeat()
         max_sides = _max_sides(settings, names)
         done_ids: set[int] = set()
@@ -319,6 +313,13 @@ def run_detection(store: Store, settings: Settings, owner_id: int,
             work = pending_work(store, owner_id, names, exclude=done_ids)
             if not work:
                 break
+            if summary.run_id is None:  # a run with nothing to do leaves no Run row
+                with store.session() as session:
+                    run = Run(owner_id=owner_id)
+                    session.add(run)
+                    session.flush()
+                    summary.run_id = run.id
+                handle.extra_beat = lambda s: _save_run(s, summary, time.monotonic() - started)
             total += len(work)
             handle.set_progress(total=total)
             if pool is None:
@@ -351,8 +352,9 @@ def run_detection(store: Store, settings: Settings, owner_id: int,
         handle.set_progress(phase="guessing")
         _refresh(store, settings, owner_id, summary)
         summary.seconds = time.monotonic() - started
-        with store.session() as session:
-            _save_run(session, summary, summary.seconds, finished=True)
+        if summary.run_id is not None:
+            with store.session() as session:
+                _save_run(session, summary, summary.seconds, finished=True)
         log.info("detection run %s of library %s: %d images, %d faces, %d without faces, %d errors, %.1f s",
                  summary.run_id, owner_id, summary.images, summary.faces, summary.no_face, summary.errors,
                  summary.seconds)
@@ -417,6 +419,7 @@ def _write_result(store: Store, owner_id: int, result: DetectResult, order: Sequ
             image.error_code, image.error = result.media_code, result.media_error
             summary.error_details.append(DetectionError(image.id, path, None, result.media_code,
                                                         result.media_error or ""))
+            log.warning("image %s cannot be decoded (%s)", image.id, result.media_code)
             had_error = True
         faces = list(session.scalars(select(Face).where(Face.image_id == image.id)
                                      .options(selectinload(Face.embeddings)).order_by(Face.id)))
@@ -434,6 +437,7 @@ def _write_result(store: Store, owner_id: int, result: DetectResult, order: Sequ
             if outcome.status == "error":
                 row.status, row.error = FinderStatus.ERROR, outcome.error
                 summary.error_details.append(DetectionError(image.id, path, name, "finder_error", outcome.error or ""))
+                log.warning("finder %s failed on image %s: %s", name, image.id, outcome.error)
                 had_error = True
                 continue
             row.error = None
