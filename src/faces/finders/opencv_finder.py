@@ -141,6 +141,9 @@ class OpenCVFinder(Finder):
             raise FinderUnavailable(f"OpenCV {cv2.__version__} is too old for the opencv finder's models: "
                                     f"they need {'.'.join(map(str, MIN_OPENCV))} or newer")
         buffers = {name: _read_verified(name, path) for name, path in self._paths().items()}
+        level = cv2.utils.logging.getLogLevel()
+        # OpenCV 5 warns on every load that its new graph engine ignores the (default) target: not news
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
         try:
             self._detector = cv2.FaceDetectorYN.create(
                 "onnx", buffers[DETECTOR_FILE], np.empty(0, np.uint8), (320, 320),
@@ -149,6 +152,8 @@ class OpenCVFinder(Finder):
         except cv2.error as exc:
             raise FinderUnavailable(f"OpenCV {cv2.__version__} could not load the opencv finder's models: "
                                     f"{str(exc).strip().splitlines()[-1]}") from exc
+        finally:
+            cv2.utils.logging.setLogLevel(level)
 
     def _detect(self, image: LoadedImage) -> list[DetectedFace]:
         if min(np.shape(image.pixels)[:2]) < 2:
