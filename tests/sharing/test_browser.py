@@ -134,3 +134,63 @@ def test_tag_notify_photos_of_me_remove(server, artifacts, database_url):
         face = s.get(Face, face_id)
         assert face.state == FaceState.REMOVED and face.name_id is None
         assert s.query(Notification).filter_by(user_id=bob_id).count() == 0
+
+
+@pytest.mark.browser
+def test_lock_dialog_shows_what_is_set_and_admin_page(server, artifacts, database_url):
+    if not database_url.startswith("sqlite") and len(os.environ.get("FACES_TEST_DATABASES", "sqlite").split(",")) > 1:
+        pytest.skip("the browser flow runs once, on SQLite; the permission logic runs on every backend")
+    from playwright.sync_api import expect, sync_playwright
+
+    from faces.sharing import permissions
+
+    web = server
+    owner_id = web.user("owner", display_name="Owner", admin=True)
+    bob_id, cat_id = web.user("bob", display_name="Bob"), web.user("cat", display_name="Cat")
+    with web.store.session() as s:
+        for other, other_id in (("bob", bob_id), ("cat", cat_id)):
+            contacts.respond(s, other_id, contacts.request_contact(s, owner_id, other).id, True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_context(viewport={"width": 1200, "height": 900}).new_page()
+            _login(page, web.base_url, "owner")
+            page.goto(f"{web.base_url}/sharing")
+            expect(page.locator("#contacts")).to_contain_text("Bob")
+            page.fill("#group-name", "Family")
+            page.click("#group-form button[type=submit]")
+            expect(page.locator("#groups")).to_contain_text("Family")
+            expect(page.locator("#lock-write-summary")).to_have_text("default")
+            page.click("#lock-write")
+            page.select_option(f'#lock-rows select[name="user-{bob_id}"]', "allow")
+            page.select_option(f'#lock-rows select[name="user-{cat_id}"]', "deny")
+            page.screenshot(path=str(artifacts / "8-owner-write-lock-dialog.png"))
+            page.click("#lock-save")
+            expect(page.locator("#lock-dialog")).to_be_hidden()
+            expect(page.locator("#lock-write-summary")).to_have_text("1 allowed, 1 denied")
+            page.reload()
+            page.click("#lock-write")
+            expect(page.locator(f'#lock-rows select[name="user-{bob_id}"]')).to_have_value("allow")
+            expect(page.locator(f'#lock-rows select[name="user-{cat_id}"]')).to_have_value("deny")
+            expect(page.locator("#mode-custom")).to_be_checked()
+            page.click("#lock-cancel")
+            page.screenshot(path=str(artifacts / "9-owner-sharing-page.png"), full_page=True)
+            with web.store.session() as s:
+                assert permissions.can_write_library(s, bob_id, owner_id)
+                assert not permissions.can_write_library(s, cat_id, owner_id)
+
+            page.goto(f"{web.base_url}/admin")
+            expect(page.locator('[data-finder="dlib"]')).to_be_visible()
+            min_size = page.locator('input[name="finders.dlib.min_face_size"]')
+            min_size.fill("48")
+            page.click("#admin-save")
+            expect(page.locator(".toast")).to_contain_text("apply now")
+            page.screenshot(path=str(artifacts / "10-admin-page.png"), full_page=True)
+            page.reload()
+            expect(page.locator('input[name="finders.dlib.min_face_size"]')).to_have_value("48")
+        finally:
+            browser.close()
+    from faces.sharing.admin_settings import effective_settings
+
+    with web.store.session() as s:
+        assert effective_settings(s, web.settings).finders["dlib"].min_face_size == 48

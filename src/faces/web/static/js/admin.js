@@ -32,7 +32,8 @@ function renderFinders(finders) {
       disabled: !f.check.ok});
     box.appendChild(el("section", {class: "card admin-finder", dataset: {finder: f.name}},
       el("h2", {}, `Finder: ${f.name}`),
-      el("label", {class: "switch"}, enabled, el("span", {class: "track"}), f.check.ok ? "On" : "Off (cannot run)"),
+      el("label", {class: "switch"}, enabled, el("span", {class: "track"}),
+        f.check.ok ? "Find faces with this finder" : "Off: this finder cannot run here"),
       el("div", {class: "admin-fields"},
         field("Minimum face size (px)", el("input", {class: "input", type: "number", min: 1, max: 10000, step: 1,
           name: `${p}min_face_size`, value: f.min_face_size})),

@@ -89,6 +89,8 @@ function renderLocks(data) {
   lists = data;
   $("lock-view-summary").textContent = summary(data.view);
   $("lock-write-summary").textContent = summary(data.write);
+  $("lock-view").disabled = false;  // the dialogs open only once contacts, groups and lists are known
+  $("lock-write").disabled = false;
 }
 
 function choiceSelect(name, value) {
