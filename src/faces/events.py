@@ -9,7 +9,8 @@ Events (name: keyword arguments):
 - ``faces_detected``: owner_id, image_ids
 - ``names_changed``: owner_id, image_ids (confirmed names of these images changed)
 - ``face_tagged``: owner_id, face_id, contact_user_id, actor_id (a face was named after a user account)
-- ``faces_deleted``: owner_id, face_ids, face_uuids, image_ids (faces, and with image_ids images, were deleted)
+- ``faces_deleted``: owner_id, face_ids, face_uuids, image_ids, content_hashes, data_dir (faces, and with
+  image_ids images, were deleted; see faces.sharing.deletion)
 """
 
 from __future__ import annotations
