@@ -122,3 +122,20 @@ def test_admin_deletes_everybody(store, libraries):
     assert (report.faces, report.names) == (6, 4)
     with store.session() as s:
         assert count(s, Face) == count(s, Name) == count(s, Embedding) == 0
+
+
+def test_deleting_an_uploaded_image_removes_its_file_but_never_a_file_of_the_owner(store, settings, tmp_path):
+    with store.session() as s:
+        ann = make_user(s, "ann")
+        uploaded, own = make_image(s, ann), make_image(s, ann)
+        upload = settings.data_dir / "uploads" / str(ann.id) / "photo.jpg"
+        mine = tmp_path / "my photos" / "photo.jpg"
+        for path, image in ((upload, uploaded), (mine, own)):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"jpeg")
+            image.path = str(path)
+    with store.session() as s:
+        deletion.delete_image(s, ann.id, uploaded.id, settings)
+        deletion.delete_image(s, ann.id, own.id, settings)
+    assert not upload.exists()
+    assert mine.exists()

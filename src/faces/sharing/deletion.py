@@ -6,13 +6,16 @@ The rows go in the caller's transaction; thumbnails and caches are cleared once 
 ``faces_deleted`` event (owner_id, face_ids, face_uuids, image_ids, content_hashes of deleted images, data_dir),
 which other packages may subscribe to too. Pass ``settings`` (the app's) so that the right data directory is
 cleaned; without it the process's base settings are used (:func:`faces.sharing.admin_settings.base_settings`).
-Images themselves stay (except with :func:`delete_image`): they are the owner's photos, not faces.
+Images themselves stay (except with :func:`delete_image`): they are the owner's photos, not faces. A deleted
+image's file is removed only when faces itself keeps it (an upload under ``<data_dir>/uploads/<owner id>/``);
+files in the owner's own folders are never touched.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import delete, exists, select, update
 from sqlalchemy.orm import Session
@@ -66,16 +69,27 @@ def _data_dir(settings: Settings | None) -> str:
     return str((settings or base_settings()).data_dir)
 
 
+def _is_upload(path: str, owner_id: int, settings: Settings | None) -> bool:
+    """True when ``path`` is a file faces keeps for ``owner_id`` (under <data_dir>/uploads/<owner_id>/)."""
+    root = (Path(_data_dir(settings)) / "uploads" / str(owner_id)).resolve()
+    try:
+        return Path(path).resolve().is_relative_to(root)
+    except (OSError, ValueError):
+        return False
+
+
 def delete_image(session: Session, owner_id: int, image_id: int, settings: Settings | None = None) -> DeletionReport:
     """Delete image ``image_id`` of ``owner_id`` with its faces, and every name that no face uses any more.
 
-    The image file on disk is not touched. Guesses that leaned on the deleted faces are refreshed.
+    An uploaded file (kept by faces in the data directory) is removed after commit; files in the owner's own
+    folders are not touched. Guesses that leaned on the deleted faces are refreshed.
     Raises NotFound for a missing image or another owner's image.
     """
     image = session.get(Image, image_id)
     if image is None or image.owner_id != owner_id:
         raise NotFound("there is no such image in your library")
     content_hash = image.content_hash
+    files = [image.path] if _is_upload(image.path, owner_id, settings) else []
     faces = session.execute(select(Face.id, Face.uuid, Face.name_id, Face.state)
                             .where(Face.image_id == image_id)).all()
     face_ids = {f.id for f in faces}
@@ -98,7 +112,7 @@ def delete_image(session: Session, owner_id: int, image_id: int, settings: Setti
         _refresh(session, owner_id, settings)
     events.emit_after_commit(session, FACES_DELETED, owner_id=owner_id, face_ids=sorted(face_ids),
                              face_uuids=sorted(f.uuid for f in faces), image_ids=[image_id],
-                             content_hashes=[content_hash], data_dir=_data_dir(settings))
+                             content_hashes=[content_hash], data_dir=_data_dir(settings), files=files)
     return DeletionReport(images=1, faces=len(face_ids), names=len(orphans))
 
 
@@ -145,9 +159,9 @@ def _refresh(session: Session, owner_id: int, settings: Settings | None) -> None
 
 
 def _after_delete(owner_id: int, face_ids: list[int], face_uuids: list[str], content_hashes: list[str],
-                  data_dir: str, **_ignored: object) -> None:
-    """Subscriber of ``faces_deleted``: remove the thumbnails (face crops, and photos of deleted images) and
-    clear the naming caches."""
+                  data_dir: str, files: list[str] = (), **_ignored: object) -> None:
+    """Subscriber of ``faces_deleted``: remove the thumbnails (face crops, and photos of deleted images), the
+    uploaded files of deleted images, and clear the naming caches."""
     from faces.media import remove_face_thumbnails, remove_thumbnails
     from faces.sharing.photos_of_me import _forget_caches
 
@@ -155,6 +169,8 @@ def _after_delete(owner_id: int, face_ids: list[int], face_uuids: list[str], con
     remove_face_thumbnails(data_dir, [*face_ids, *face_uuids])
     for content_hash in content_hashes:
         remove_thumbnails(data_dir, content_hash)
+    for path in files:
+        Path(path).unlink(missing_ok=True)
 
 
 events.subscribe(FACES_DELETED, _after_delete)

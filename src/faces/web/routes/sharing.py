@@ -313,7 +313,8 @@ def set_visibility(image_id: int, body: VisibilityIn, user: LoggedInUser, db: Db
 
 @router.delete("/api/images/{image_id}", response_model=DeletedOut)
 def delete_image(image_id: int, user: LoggedInUser, db: DbSession, state: State) -> DeletedOut:
-    """Delete an image of yours with its faces (a name no face uses any more goes too). The file stays."""
+    """Delete an image of yours with its faces (a name no face uses any more goes too). A file you uploaded
+    goes too; files in your own folders stay."""
     _own_image(db, user, image_id)
     try:
         report = deletion.delete_image(db, user.id, image_id, state.settings)
