@@ -322,6 +322,9 @@ def run_detection(store: Store, settings: Settings, owner_id: int,
                 handle.extra_beat = lambda s: _save_run(s, summary, time.monotonic() - started)
             total += len(work)
             handle.set_progress(total=total)
+            if progress is not None:
+                progress(Progress(total=total, done=len(done_ids), faces=summary.faces, errors=summary.errors,
+                                  seconds=time.monotonic() - started))
             if pool is None:
                 count = max(1, min(workers or settings.worker_count, len(work)))
                 pool = WorkerPool(count, "faces.jobs.detect:process_image", "faces.jobs.detect:init_worker",
