@@ -386,3 +386,17 @@ def test_cnn_detector_gives_the_same_embedding(tmp_path_factory, faces_in, data_
     assert 0.5 < faces[0].score <= 2.0  # MMOD confidence
     assert cnn.model_version == create_finder("dlib", _settings(tmp_path_factory)).model_version
     assert np.linalg.norm(faces[0].embedding - hog_face.embedding) < 0.15
+
+
+def test_photo_with_an_orientation_tag_from_a_phone(faces_in, data_root):
+    """image_T1.jpeg is stored sideways (640 x 480) with the EXIF tag "Rotate 90 CW": turned upright first, its
+    face is found, in upright coordinates (480 wide, 640 high). The face_recognition reference, which ignores
+    the tag, finds nothing in it."""
+    photo = f"{ROTATED}/bulk/image_T1.jpeg"
+    with Image.open(data_root / photo) as image:
+        assert image.size == (640, 480) and image.getexif().get(0x0112) == 6
+    faces = faces_in(photo)
+    assert len(faces) == 1
+    x, y, w, h = faces[0].box
+    assert x + w <= 480 and y + h <= 640 and min(w, h) > 150
+    assert faces[0].landmarks[4][1] > y + h / 3  # the nose is below the eyes: upright
