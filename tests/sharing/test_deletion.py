@@ -139,3 +139,23 @@ def test_deleting_an_uploaded_image_removes_its_file_but_never_a_file_of_the_own
         deletion.delete_image(s, ann.id, own.id, settings)
     assert not upload.exists()
     assert mine.exists()
+
+
+def test_no_deletion_while_detection_runs(store, libraries):
+    from datetime import datetime, timedelta, timezone
+
+    from faces.sharing.errors import InvalidRequest
+    from faces.store.models import RunLock
+
+    with store.session() as s:
+        s.add(RunLock(owner_id=libraries["ann"].id, holder="host:1:x"))
+    with store.session() as s:
+        with pytest.raises(InvalidRequest, match="detection is running"):
+            deletion.delete_library_faces(s, libraries["ann"].id)
+        with pytest.raises(InvalidRequest, match="detection is running"):
+            deletion.delete_all_faces(s)
+        assert deletion.delete_library_faces(s, libraries["bob"].id).faces == 1  # another library is free
+    with store.session() as s:  # a lock whose holder died long ago does not block
+        s.get(RunLock, libraries["ann"].id).heartbeat_at = datetime.now(timezone.utc) - timedelta(hours=1)
+    with store.session() as s:
+        assert deletion.delete_library_faces(s, libraries["ann"].id).faces == 5

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 from sqlalchemy import delete, exists, select, update
@@ -22,10 +23,11 @@ from sqlalchemy.orm import Session
 
 from faces import events
 from faces.config import Settings
-from faces.sharing.errors import NotFound
+from faces.sharing.errors import InvalidRequest, NotFound
 from faces.sharing.notifications import TAGGED
 from faces.store.models import (
-    ChangeLogEntry, Face, FaceState, Image, ImageFinder, Name, Notification, PendingImport, Run, UndoEntry, User,
+    ChangeLogEntry, Face, FaceState, Image, ImageFinder, Name, Notification, PendingImport, Run, RunLock, UndoEntry,
+    User,
 )
 
 log = logging.getLogger(__name__)
@@ -116,12 +118,32 @@ def delete_image(session: Session, owner_id: int, image_id: int, settings: Setti
     return DeletionReport(images=1, faces=len(face_ids), names=len(orphans))
 
 
-def delete_library_faces(session: Session, owner_id: int, settings: Settings | None = None) -> DeletionReport:
+LIVE_RUN_SECONDS = 60.0  # a run lock whose heartbeat is younger than this belongs to a running detection
+
+
+def _ensure_idle(session: Session, owner_ids: list[int] | None) -> None:
+    """Raise InvalidRequest when detection is running on one of these libraries (all when None): it would
+    write faces again right after the deletion."""
+    query = select(RunLock.owner_id, RunLock.heartbeat_at)
+    if owner_ids is not None:
+        query = query.where(RunLock.owner_id.in_(owner_ids))
+    now = datetime.now(timezone.utc)
+    for _owner, beat in session.execute(query).all():
+        beat = beat if beat.tzinfo else beat.replace(tzinfo=timezone.utc)
+        if (now - beat).total_seconds() < LIVE_RUN_SECONDS:
+            raise InvalidRequest("detection is running on this library; delete when it has finished")
+
+
+def delete_library_faces(session: Session, owner_id: int, settings: Settings | None = None,
+                         *, _checked: bool = False) -> DeletionReport:
     """Delete all faces and names of ``owner_id`` and everything derived from them (see the module doc).
 
     The images stay, without any detection result, so a later detection starts afresh. Image files that held
     confirmed names get them removed by the metadata writer (``names_changed`` event).
+    Raises InvalidRequest while detection is running on the library.
     """
+    if not _checked:
+        _ensure_idle(session, [owner_id])
     faces = session.execute(select(Face.id, Face.uuid, Face.image_id, Face.state)
                             .where(Face.owner_id == owner_id)).all()
     named_images = sorted({f.image_id for f in faces if f.state == FaceState.CONFIRMED})
@@ -144,9 +166,10 @@ def delete_library_faces(session: Session, owner_id: int, settings: Settings | N
 
 def delete_all_faces(session: Session, settings: Settings | None = None) -> DeletionReport:
     """The admin's deletion: every owner's faces and names (see :func:`delete_library_faces`)."""
+    _ensure_idle(session, None)
     total = DeletionReport()
     for owner_id in session.scalars(select(User.id).order_by(User.id)).all():
-        total.add(delete_library_faces(session, owner_id, settings))
+        total.add(delete_library_faces(session, owner_id, settings, _checked=True))
     return total
 
 

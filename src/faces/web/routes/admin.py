@@ -126,7 +126,10 @@ def delete_everybodys_faces(body: ConfirmAllIn, admin: AdminUser, db: DbSession,
     """Delete the faces and names of every library (the photos stay). Confirm with the words 'delete all faces'."""
     if body.confirm.strip().lower() != CONFIRM_ALL:
         raise HTTPException(400, f"Type '{CONFIRM_ALL}' to confirm; nothing was deleted.")
-    report = deletion.delete_all_faces(db, state.settings)
+    try:
+        report = deletion.delete_all_faces(db, state.settings)
+    except SharingError as exc:
+        raise http_error(exc) from None
     return DeletedOut(**report.__dict__)
 
 

@@ -401,7 +401,10 @@ def delete_my_faces(body: ConfirmIn, user: LoggedInUser, db: DbSession, state: S
     """Delete all faces and names of your library (the photos stay). Confirm with your user name."""
     if body.confirm.strip() != user.username:
         raise HTTPException(400, "Type your user name to confirm; nothing was deleted.")
-    report = deletion.delete_library_faces(db, user.id, state.settings)
+    try:
+        report = deletion.delete_library_faces(db, user.id, state.settings)
+    except SharingError as exc:
+        raise http_error(exc) from None
     return DeletedOut(**report.__dict__)
 
 
