@@ -12,8 +12,10 @@ from PIL import Image as PILImage
 from PIL import ImageOps
 from sqlalchemy import select, update
 
-from faces.metadata import ExifTool, OptedOut, read_regions, write_names
+from faces.media import probe_image
+from faces.metadata import ExifTool, FileWriter, ImageJob, OptedOut, read_regions, write_names
 from faces.metadata import geometry
+from faces.metadata.tags import FaceTag
 from faces.store.models import Face, FaceState, Image, Name, User
 from tests.media.helpers import stored_for_orientation
 from tests.metadata.conftest import (
@@ -44,19 +46,26 @@ def upright_boxes(stored_boxes, stored_size, orientation):
                                 *geometry.upright_size(*stored_size, orientation)) for b in stored_boxes]
 
 
+@pytest.fixture(scope="module")
+def tool():
+    """One stay-open exiftool for the tests of this module that drive the file writer directly."""
+    with ExifTool() as running:
+        yield running
+
+
 @pytest.mark.parametrize("orientation", range(1, 9))
-def test_regions_frame_the_faces_in_every_orientation(orientation, photo, data_root, library, store,
-                                                      write_settings):
+def test_regions_frame_the_faces_in_every_orientation(orientation, photo, data_root, tool):
     path = photo(GROUP_PHOTO)
     exiftool_set(path, "-n", f"-IFD0:Orientation={orientation}")
     labels = labelled_boxes(data_root, GROUP_PHOTO)  # faces in the stored pixels, whatever the tag says
-    image_id = library.add(path)
+    info = probe_image(path)
+    assert (info.orientation, (info.width, info.height)) == (orientation, geometry.upright_size(500, 375,
+                                                                                                 orientation))
     faces = upright_boxes(labels, (500, 375), orientation)  # where the faces are in the upright picture
-    for box, name in zip(faces, NAMES):
-        library.face(image_id, box, name)
-
-    report = write_names(store, write_settings, library.owner_id, [image_id])
-    assert (report.written, report.failed) == (1, [])
+    with FileWriter(tool) as writer:
+        outcome = writer.write(ImageJob(1, str(path), (info.width, info.height), info.orientation,
+                                        [FaceTag(box, name) for box, name in zip(faces, NAMES)]))
+    assert (outcome.status, outcome.content_hash) == ("written", sha256(path))
 
     record = read_back(path)
     assert record["RegionInfo"]["AppliedToDimensions"] == {"W": 500, "H": 375, "Unit": "pixel"}
@@ -77,12 +86,22 @@ def test_regions_frame_the_faces_in_every_orientation(orientation, photo, data_r
     for tag in ("Subject", "PersonInImage", "Keywords"):
         assert sorted(as_list(record.get(tag))) == sorted(NAMES), tag
     # read back by faces: the same upright boxes
-    with ExifTool() as tool:
-        regions = read_regions(tool, path, upright_size=geometry.upright_size(500, 375, orientation),
-                               orientation=orientation)
+    regions = read_regions(tool, path, upright_size=(info.width, info.height), orientation=orientation)
     assert sorted((r.name, r.box) for r in regions) == sorted(zip(NAMES, faces))
     assert leftovers(path.parent) == []
-    with store.session() as session:
+
+
+def test_write_names_updates_the_library(photo, data_root, library, store, write_settings):
+    path = photo(GROUP_PHOTO)
+    exiftool_set(path, "-n", "-IFD0:Orientation=6")
+    image_id = library.add(path)
+    faces = upright_boxes(labelled_boxes(data_root, GROUP_PHOTO), (500, 375), 6)
+    for box, name in zip(faces, NAMES):
+        library.face(image_id, box, name)
+    report = write_names(store, write_settings, library.owner_id, [image_id])
+    assert (report.images, report.written, report.failed) == (1, 1, [])
+    assert sorted(mwg_boxes(read_back(path))) == sorted(NAMES)
+    with store.session() as session:  # a rescan must see the same image, not a new one
         image = session.get(Image, image_id)
         assert (image.content_hash, image.bytes) == (sha256(path), path.stat().st_size)
 

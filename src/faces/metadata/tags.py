@@ -303,7 +303,6 @@ def plan(tags: FileTags, faces: Sequence[FaceTag], *, upright_size: tuple[int, i
 
     def split(items: list[dict[str, Any]], read) -> tuple[list[dict], dict[int, dict], set[str]]:
         """(foreign items, face index -> taken-over item, names of our items found)."""
-        foreign: list[dict] = []
         taken: dict[int, dict] = {}
         names: set[str] = set()
         candidates = []
