@@ -31,3 +31,9 @@ def test_initializer_failure_stops_with_its_reason():
     with pytest.raises(WorkerStartError, match="model file missing"):
         with WorkerPool(1, "tests.jobs.workfuncs:work", "tests.jobs.workfuncs:init_fails", ("x",)) as pool:
             list(pool.run([(0, "a")]))
+
+
+def test_worker_dying_while_starting_stops_the_run_instead_of_failing_every_task():
+    with pytest.raises(WorkerStartError, match="while starting"):
+        with WorkerPool(2, "tests.jobs.workfuncs:work", "tests.jobs.workfuncs:init_dies", ("x",)) as pool:
+            list(pool.run([(0, "a"), (1, "b"), (2, "c")]))

@@ -26,3 +26,7 @@ def work(payload):
     if payload == "hang":
         time.sleep(60)
     return (_state["tag"], _state["pid"], payload * 2)
+
+
+def init_dies(_tag: str) -> None:
+    os._exit(1)

@@ -196,6 +196,11 @@ class WorkerPool:
                 return TaskOutcome(key=task_key, ok=False, error=value)
         if worker.process.sentinel in ready or not worker.process.is_alive():
             worker.process.join(timeout=5)
+            if not worker.ready:
+                # died before it could load anything: the same would happen to every task, so stop here
+                reason = _exit_reason(worker.process)
+                self.close()
+                raise WorkerStartError(f"a detection worker stopped while starting ({reason}); see the log")
             key = worker.task[0]
             worker.task = None
             reason = _exit_reason(worker.process)
