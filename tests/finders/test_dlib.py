@@ -103,7 +103,6 @@ def _copy_models(folder: Path, names) -> Path:
 def test_a_missing_model_file_is_reported(tmp_path, finder, monkeypatch):
     _copy_models(tmp_path, [SHAPE_PREDICTOR])
     monkeypatch.setattr(dlib_finder, "models_dir", lambda: tmp_path)
-    monkeypatch.setattr(dlib_finder._Models, "resnet", None)
     check = DlibFinder(finder.settings).self_check()
     assert not check.ok
     assert RESNET in check.reason and "not found" in check.reason
