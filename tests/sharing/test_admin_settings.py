@@ -42,10 +42,16 @@ def test_overlay_changes_apply_without_restart(store, settings):
     ("registration_open", "maybe", "on or off"),
     ("secret_key", "x", "no admin setting"),
 ])
-def test_bad_values_are_refused_plainly(store, settings, key, value, message):
+def test_bad_values_are_refused_plainly(key, value, message):
+    with pytest.raises(InvalidRequest, match=message):
+        admin_settings.validate(key, value, ["dlib", "opencv"])
+
+
+def test_a_refused_value_is_not_stored(store, settings):
     with store.session() as s:
-        with pytest.raises(InvalidRequest, match=message):
-            admin_settings.set_setting(s, key, value, settings)
+        with pytest.raises(InvalidRequest):
+            admin_settings.set_setting(s, "finders.dlib.min_face_size", -3, settings)
+        assert admin_settings.overrides(s) == {}
 
 
 def test_a_bad_stored_row_is_skipped(store, settings):
