@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from faces.sharing import contacts
-from faces.store.models import Face, FaceState, Notification
+from faces.store.models import Face, FaceState, Image, Notification, Visibility
 
 from .webapp import PASSWORD, WebLibrary
 
@@ -178,6 +178,21 @@ def test_lock_dialog_shows_what_is_set_and_admin_page(server, artifacts, databas
             with web.store.session() as s:
                 assert permissions.can_write_library(s, bob_id, owner_id)
                 assert not permissions.can_write_library(s, cat_id, owner_id)
+
+            # the photo visibility control that pages mount for the owner's own photos
+            image_id = web.image(owner_id)
+            page.evaluate("""async (imageId) => {
+                const {visibilityControl} = await import("/static/js/sharing_visibility.js");
+                document.querySelector("main").prepend(visibilityControl(imageId));
+            }""", image_id)
+            control = page.get_by_label("Who may view this photo")
+            expect(control).to_be_enabled()
+            expect(control).to_have_value("contacts")
+            control.select_option(label="Group: Family")
+            expect(page.locator(".toast").last).to_contain_text("Saved")
+            with web.store.session() as s:
+                image = s.get(Image, image_id)
+                assert image.visibility == Visibility.GROUP and image.visibility_group_id is not None
 
             page.goto(f"{web.base_url}/admin")
             expect(page.locator('[data-finder="dlib"]')).to_be_visible()

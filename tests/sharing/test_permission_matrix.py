@@ -149,6 +149,8 @@ ROUTES = {
         "url": f"/api/images/{c.image(w)}/thumb"}, ()),
     ("GET", "/api/images/{image_id}/full"): ("view", lambda c, r, w: {"url": f"/api/images/{c.image(w)}/full"}, ()),
     ("DELETE", "/api/images/{image_id}"): ("owner", lambda c, r, w: {"url": f"/api/images/{c.image(w)}"}, ()),
+    ("GET", "/api/images/{image_id}/visibility"): ("owner", lambda c, r, w: {
+        "url": f"/api/images/{c.image(w)}/visibility"}, ()),
     ("PUT", "/api/images/{image_id}/visibility"): ("owner", lambda c, r, w: {
         "url": f"/api/images/{c.image(w)}/visibility", "json": {"visibility": "private"}}, ()),
     ("POST", "/api/uploads"): ("user", lambda c, r, w: {"url": "/api/uploads", "files": {}}, (400, 422)),

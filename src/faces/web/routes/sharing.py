@@ -300,6 +300,20 @@ def _own_image(db, user: User, image_id: int) -> Image:  # noqa: ANN001
     return image
 
 
+class VisibilityChoicesOut(VisibilityOut):
+    """The image's visibility and the owner's groups it can be given to."""
+
+    groups: list[GroupOut]
+
+
+@router.get("/api/images/{image_id}/visibility", response_model=VisibilityChoicesOut)
+def get_visibility(image_id: int, user: LoggedInUser, db: DbSession) -> VisibilityChoicesOut:
+    """Who may view this image of yours, and your groups to choose from."""
+    image = _own_image(db, user, image_id)
+    return VisibilityChoicesOut(image_id=image.id, visibility=image.visibility.value,
+                                group_id=image.visibility_group_id, groups=_groups_out(db, user.id))
+
+
 @router.put("/api/images/{image_id}/visibility", response_model=VisibilityOut)
 def set_visibility(image_id: int, body: VisibilityIn, user: LoggedInUser, db: DbSession) -> VisibilityOut:
     """Who may view this image: private, your contacts, one of your groups, or everybody."""
