@@ -46,3 +46,48 @@ def test_tagged_faces_across_libraries_and_removal(store):
         assert {"owner_id": bob.id, "image_ids": [face.image_id]} in seen
     finally:
         events._subscribers["names_changed"].remove(handler)
+
+
+def test_with_the_real_naming_actions_removal_is_final(store, settings):
+    """Naming a face after a contact notifies them; once they removed themselves, no naming action works on
+    that face any more and guessing leaves it alone."""
+    from faces.naming import actions
+    from faces.naming.refresh import refresh_guesses
+    from faces.sharing import notifications
+
+    with store.session() as s:
+        owner, bob = make_user(s, "owner"), make_user(s, "bob")
+        connect(s, owner, bob)
+        image = make_image(s, owner)
+        face = make_face(s, image)
+        other = make_face(s, make_image(s, owner), x=300)
+        # the same embedding on both faces: were the removed face a candidate, it would be guessed as bob
+        [vector] = [e.vector for e in s.get(Face, other.id).embeddings]
+        s.get(Face, face.id).embeddings[0].vector = vector
+        control = make_face(s, make_image(s, owner), x=500)  # an ordinary unnamed look-alike
+        s.get(Face, control.id).embeddings[0].vector = vector
+    with store.session() as s:
+        actions.set_name(s, settings, owner.id, owner.id, face.id, contact_user_id=bob.id)
+    with store.session() as s:
+        assert notifications.unread_count(s, bob.id) == 1
+        assert [t.face_id for t in photos_of_me.tagged_faces(s, bob.id)] == [face.id]
+        photos_of_me.remove_me(s, bob.id, face.id)
+    with store.session() as s:
+        assert notifications.unread_count(s, bob.id) == 0  # the notification about it went with it
+        attempts = [
+            lambda: actions.set_name(s, settings, owner.id, owner.id, face.id, "Bob"),
+            lambda: actions.set_name(s, settings, owner.id, owner.id, face.id, contact_user_id=bob.id),
+            lambda: actions.reset(s, settings, owner.id, owner.id, face.id),
+            lambda: actions.mark_unknown(s, settings, owner.id, owner.id, face.id),
+            lambda: actions.set_names(s, settings, owner.id, owner.id, [(face.id, "Bob")]),
+        ]
+        for attempt in attempts:
+            with pytest.raises(actions.FaceRemovedError):
+                attempt()
+    with store.session() as s:  # name the look-alike face after bob; guessing must not touch the removed one
+        actions.set_name(s, settings, owner.id, owner.id, other.id, "Bob")
+        refresh_guesses(s, settings, owner.id, None)
+    with store.session() as s:
+        removed = s.get(Face, face.id)
+        assert removed.state == FaceState.REMOVED and removed.name_id is None and removed.guess_name_id is None
+        assert s.get(Face, control.id).state == FaceState.GUESSED  # the same look-alike, not removed, is guessed
