@@ -59,6 +59,8 @@ class Store:
     """
 
     def __init__(self, url: str, *, run_migrations: bool = True, **engine_kwargs):
+        import faces.portability.changes  # noqa: F401 - the change log writes itself on every commit (clone sync)
+
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
         if run_migrations:
