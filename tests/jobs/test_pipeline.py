@@ -90,3 +90,18 @@ def test_crash_and_decode_errors_are_recorded_on_the_image(store, owner_id, imag
         assert (image.error_code, image.error) == ("truncated", "the file is cut short")
         assert session.get(ImageFinder, (image_id, "opencv")).status == FinderStatus.ERROR
     assert summary.errors == 2 and pending_work(store, owner_id, ["dlib", "opencv"]) == []
+
+
+def test_a_file_repaired_at_the_same_path_takes_over_its_error_row(store, settings, owner_id, tmp_path, data_root):
+    good = (data_root / "dlib_faces_gt" / "dev" / "2008_001322.jpg").read_bytes()
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(good[: len(good) // 2])
+    first = add_images(store, settings, owner_id, [path], finders=["dlib"])
+    assert [e.code for e in first.errors] == ["truncated"]
+    path.write_bytes(good)
+    second = add_images(store, settings, owner_id, [path], finders=["dlib"])
+    assert second.added == first.added and not second.errors
+    with store.session() as session:
+        image = session.get(Image, first.added[0])
+        assert image.error_code is None and (image.width, image.height) == (500, 375)
+    assert pending_work(store, owner_id, ["dlib"]) == [(first.added[0], str(path), ["dlib"])]

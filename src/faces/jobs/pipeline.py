@@ -176,7 +176,11 @@ def _add_one(store: Store, owner_id: int, path: Path, info, error, names: Sequen
             image.sort_at = image.taken_at or now.replace(tzinfo=None)
             session.flush()
             if info is not None:
-                have = set(session.scalars(select(ImageFinder.finder).where(ImageFinder.image_id == image.id)))
+                rows = session.scalars(select(ImageFinder).where(ImageFinder.image_id == image.id)).all()
+                for row in rows:  # a fixed file: what failed on it before is to do again
+                    if row.status == FinderStatus.ERROR:
+                        row.status, row.error = FinderStatus.PENDING, None
+                have = {row.finder for row in rows}
                 for name in names:
                     if name not in have:
                         session.add(ImageFinder(image_id=image.id, finder=name, status=FinderStatus.PENDING))
