@@ -13,8 +13,29 @@ from fastapi.testclient import TestClient
 from faces.store.models import Embedding, Face, FaceState, FinderStatus, Image, ImageFinder
 from faces.web.app import create_app
 from faces.web.auth import create_user
+from tests.conftest import BACKENDS
 
 PASSWORD = "correct horse battery"
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "one_backend: the test does not depend on the database backend; "
+                                       "it runs on the first backend of FACES_TEST_DATABASES only")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run ``one_backend`` tests once (sessions, headers, pages: no backend-specific SQL), to keep CI short."""
+    keep, drop = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        backend = callspec.params.get("database_url") if callspec else None
+        if item.get_closest_marker("one_backend") and backend is not None and backend != BACKENDS[0]:
+            drop.append(item)
+        else:
+            keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 @dataclass

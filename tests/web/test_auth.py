@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from faces.web.auth import ensure_first_admin, verify_password
 from faces.store.models import User
 from tests.web.conftest import PASSWORD
@@ -27,6 +29,7 @@ def test_login_gives_a_session_and_logout_ends_it(web):
     assert client.get("/api/session").json()["user"] is None
 
 
+@pytest.mark.one_backend
 def test_session_cookie_is_httponly_lax_and_secure_on_https(web):
     plain = web.client().get("/login")
     cookie = plain.headers["set-cookie"]
@@ -53,6 +56,7 @@ def test_state_changes_need_the_csrf_token(web):
     assert other.post(f"/api/faces/{face}/reset", headers={"X-CSRF-Token": token}).status_code == 403
 
 
+@pytest.mark.one_backend
 def test_login_is_rate_limited(web):
     web.user("anna")
     client = web.client()
@@ -67,6 +71,7 @@ def test_login_is_rate_limited(web):
     assert "Too many failed attempts" in blocked.json()["detail"]
 
 
+@pytest.mark.one_backend
 def test_a_password_change_ends_the_other_sessions(web):
     web.user("anna")
     first = web.login("anna")
@@ -82,6 +87,7 @@ def test_a_password_change_ends_the_other_sessions(web):
     assert short.status_code == 400 and "at least 8" in short.json()["detail"]
 
 
+@pytest.mark.one_backend
 def test_registration_is_closed_unless_the_setting_opens_it(web):
     client = web.client()
     token = client.get("/api/session").json()["csrf_token"]
@@ -101,6 +107,7 @@ def test_registration_is_closed_unless_the_setting_opens_it(web):
     assert taken.status_code == 400 and "already an account" in taken.json()["detail"]
 
 
+@pytest.mark.one_backend
 def test_only_the_admin_creates_accounts(web):
     web.user("root", admin=True)
     web.user("anna")
@@ -115,6 +122,7 @@ def test_only_the_admin_creates_accounts(web):
     web.login("ben", "long enough pw")
 
 
+@pytest.mark.one_backend
 def test_first_start_creates_an_admin_that_can_log_in(web):
     with web.store.session() as s:
         username, password = ensure_first_admin(s)
@@ -127,6 +135,7 @@ def test_first_start_creates_an_admin_that_can_log_in(web):
     web.login("admin", password)
 
 
+@pytest.mark.one_backend
 def test_pages_redirect_to_login_and_back(web):
     client = web.client()
     answer = client.get("/people", follow_redirects=False)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from faces.store.models import FaceState
 
 
@@ -133,6 +135,7 @@ def test_batch_gives_current_frames_in_the_order_asked(web):
     assert client.get("/api/images/batch", params={"ids": "1,x"}).status_code == 400
 
 
+@pytest.mark.one_backend
 def test_the_openapi_document_describes_the_api(web):
     paths = web.client().get("/api/openapi.json").json()["paths"]
     for path in ("/api/images", "/api/faces/{face_id}/name", "/api/names", "/api/groups", "/api/uploads",

@@ -56,6 +56,7 @@ def test_another_users_ids_are_refused(web, two_libraries):
     assert [p["name"] for p in a.get("/api/names").json()] == ["Secret Name"]
 
 
+@pytest.mark.one_backend
 def test_nobody_logged_in_sees_nothing(web, two_libraries):
     t = two_libraries
     anonymous = web.client()
@@ -63,6 +64,7 @@ def test_nobody_logged_in_sees_nothing(web, two_libraries):
         assert anonymous.get(path).status_code == 401
 
 
+@pytest.mark.one_backend
 def test_security_headers_on_pages_and_api(web):
     for path in ("/login", "/api/session", "/static/app.css"):
         headers = web.client().get(path).headers
@@ -73,6 +75,7 @@ def test_security_headers_on_pages_and_api(web):
         assert headers["referrer-policy"] == "same-origin"
 
 
+@pytest.mark.one_backend
 def test_pages_have_no_inline_scripts(web):
     web.user("anna")
     client = web.login("anna")

@@ -96,7 +96,11 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
+        from faces.portability.sync import AutoSync
+
+        auto_sync = AutoSync(store, settings, settings.sync_interval).start()  # clone sync every N seconds
         yield
+        auto_sync.stop()
         state.detection.shutdown()
 
     app = FastAPI(title="faces", version="1", summary="Find, name and guess the faces in your photos.",

@@ -116,13 +116,13 @@ def image_outs(db: Session, images: list[Image], *, show_names: bool = True) -> 
         out.append(ImageOut(
             id=image.id, owner_id=image.owner_id, width=image.width, height=image.height, taken_at=image.taken_at,
             added_at=image.added_at, sort_at=image.sort_at, status=status,
-            error=_sentence(image.error) if image.error_code else None, finder_errors=finder_errors,
+            error=sentence(image.error) if image.error_code else None, finder_errors=finder_errors,
             thumb_url=f"/api/images/{image.id}/thumb", full_url=f"/api/images/{image.id}/full",
             faces=frames.get(image.id, [])))
     return out
 
 
-def _sentence(text: str | None) -> str:
+def sentence(text: str | None) -> str:
     """``text`` as a sentence: capital first letter, final full stop."""
     text = (text or "This file cannot be read as an image").strip()
     text = text[:1].upper() + text[1:]

@@ -33,6 +33,7 @@ ROUTER_MODULES: list[str] = [
     "faces.web.routes.uploads",
     "faces.web.routes.sharing",
     "faces.web.routes.admin",
+    "faces.web.routes.sync",
 ]
 
 NAV_LINKS: list[NavLink] = [
@@ -43,6 +44,7 @@ NAV_LINKS: list[NavLink] = [
     NavLink("Sharing", "/sharing"),
     NavLink("Photos of me", "/me/photos"),
     NavLink("Statistics", "/stats"),
+    NavLink("Backup & sync", "/sync"),
     NavLink("Admin", "/admin", admin_only=True),
 ]
 

@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from faces.store.models import Image
 from faces.web.deps import LoggedInUser, State
+from faces.web.views import sentence
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["upload"])
@@ -95,6 +96,7 @@ def upload_photos(user: LoggedInUser, state: State,
     folder = upload_dir(state, user.id)
     results: list[UploadedFile] = []
     saved: list[tuple[int, Path, str]] = []
+    copies: list[tuple[int, str]] = []
     for upload in files:
         name = Path((upload.filename or "photo").replace("\\", "/")).name
         if not is_image_name(name):
@@ -110,7 +112,11 @@ def upload_photos(user: LoggedInUser, state: State,
             results.append(UploadedFile(filename=name, outcome="rejected", error="The file is empty."))
             continue
         results.append(UploadedFile(filename=name, outcome="pending"))
-        saved.append((len(results) - 1, path, content_hash))
+        if any(h == content_hash for _, _, h in saved):
+            path.unlink(missing_ok=True)  # the same content twice in one upload: the first one counts
+            copies.append((len(results) - 1, content_hash))
+        else:
+            saved.append((len(results) - 1, path, content_hash))
     if saved:
         add_images(state.store, state.settings, user.id, [p for _, p, _ in saved])
         with state.store.session() as db:
@@ -125,13 +131,15 @@ def upload_photos(user: LoggedInUser, state: State,
                 if image is not None:
                     item.image_id = image.id
                     item.outcome = "unreadable" if image.error_code else "added"
-                    item.error = image.error if image.error_code else None
+                    item.error = sentence(image.error) if image.error_code else None
                     continue
                 path.unlink(missing_ok=True)  # not kept as a new image: remove our copy
                 if content_hash in hashes:
                     item.outcome, item.image_id = "duplicate", hashes[content_hash]
                 else:
                     item.outcome, item.error = "rejected", "This file is not an image that faces can read."
+            for index, content_hash in copies:
+                results[index].outcome, results[index].image_id = "duplicate", hashes.get(content_hash)
     started = False
     if any(r.outcome == "added" for r in results):
         started = state.detection.start(user.id).started or state.detection.running_here(user.id)
