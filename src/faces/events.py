@@ -32,7 +32,7 @@ _bind: contextvars.ContextVar[Any] = contextvars.ContextVar("faces_event_bind", 
 
 # Modules that subscribe when imported; loaded once by load_subscribers().
 SUBSCRIBER_MODULES: list[str] = ["faces.sharing.notifications", "faces.sharing.deletion",
-                                   "faces.metadata.subscribers"]
+                                   "faces.metadata.subscribers", "faces.portability.subscribers"]
 _loaded = False
 
 

@@ -143,6 +143,8 @@ class Applier:
                 found.name = text
                 found.updated_at = records.parse_time(data.get("updated_at")) or utcnow()
                 self.result.names += 1
+        elif text == found.name and data.get("updated_at") and data["updated_at"] < (records.iso(found.updated_at) or ""):
+            found.updated_at = records.parse_time(data["updated_at"])  # the same name on both sides: the older date
         self._contact(found, data)
         return found
 
@@ -153,7 +155,7 @@ class Applier:
             if user_id is not None:
                 name.contact_user_id = user_id
 
-    def _name_for(self, uuid: str | None, text: str | None) -> Name | None:
+    def _name_for(self, uuid: str | None, text: str | None, when: str | None = None) -> Name | None:
         if not uuid and not text:
             return None
         found = self.session.scalar(select(Name).where(Name.uuid == uuid)) if uuid else None
@@ -163,7 +165,7 @@ class Applier:
             same = self.session.scalar(select(Name).where(Name.owner_id == self.owner_id, Name.name == text))
             if same is not None:
                 return same
-            return self.name(uuid or records.new_uuid_hex(), {"name": text, "contact": None, "updated_at": None})
+            return self.name(uuid or records.new_uuid_hex(), {"name": text, "contact": None, "updated_at": when})
         return None
 
     def delete_name(self, uuid: str) -> None:
@@ -269,7 +271,7 @@ class Applier:
                                     [r["uuid"] for r in data.get("rejected") or []])
         if local_state == "removed" or theirs <= mine:
             return False
-        name = self._name_for(data.get("name"), data.get("name_text")) if data["state"] == "confirmed" or \
+        name = self._name_for(data.get("name"), data.get("name_text"), data.get("decided_at")) if data["state"] == "confirmed" or \
             data.get("name") else None
         before = face.name_id if face.state == FaceState.CONFIRMED else None
         face.state = FaceState(data["state"])

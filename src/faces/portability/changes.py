@@ -262,17 +262,6 @@ def _write_entries(session: Session, p: _Pending, applied: dict) -> None:
         add(owner_id, "library", "library", "delete", library)
     gone = p.libraries
 
-    live_faces = records.load_faces(session, sorted(p.faces))
-    live_uuids = set()
-    for face, content_hash in live_faces:
-        live_uuids.add(face.uuid)
-        add(face.owner_id, "face", face.uuid, "upsert", records.face_record(session, face, content_hash))
-    for uuid, owner_id in sorted(p.face_tombs.items()):
-        if owner_id in gone or uuid in live_uuids:
-            continue
-        if session.scalar(select(Face.id).where(Face.uuid == uuid)) is None:
-            add(owner_id, "face", uuid, "delete", None)
-
     names = session.scalars(select(Name).where(Name.id.in_(sorted(p.names)))).all() if p.names else []
     live_names = set()
     for name in names:
@@ -283,6 +272,17 @@ def _write_entries(session: Session, p: _Pending, applied: dict) -> None:
             continue
         if session.scalar(select(Name.id).where(Name.uuid == uuid)) is None:
             add(owner_id, "name", uuid, "delete", None)
+
+    live_faces = records.load_faces(session, sorted(p.faces))
+    live_uuids = set()
+    for face, content_hash in live_faces:
+        live_uuids.add(face.uuid)
+        add(face.owner_id, "face", face.uuid, "upsert", records.face_record(session, face, content_hash))
+    for uuid, owner_id in sorted(p.face_tombs.items()):
+        if owner_id in gone or uuid in live_uuids:
+            continue
+        if session.scalar(select(Face.id).where(Face.uuid == uuid)) is None:
+            add(owner_id, "face", uuid, "delete", None)
 
     for image_id, finder in sorted(p.marks):
         row = session.execute(select(ImageFinder, Image.content_hash, Image.owner_id)
