@@ -77,6 +77,7 @@ class Settings:
     executor: str = "inprocess"  # "inprocess" or "celery"
     workers: int = 0  # detection worker processes; 0 = one per CPU core
     broker_url: str = "redis://127.0.0.1:6379/0"
+    task_queue: str = "faces"  # Celery queue that detection tasks go to (executor "celery")
     path_map: dict[str, str] = field(default_factory=dict)  # shared storage: path prefix -> prefix on this machine
     host: str = "127.0.0.1"
     port: int = 8000

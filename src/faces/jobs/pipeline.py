@@ -33,7 +33,7 @@ from faces.jobs.detect import DetectResult, DetectTask
 from faces.jobs.executor import WorkerPool
 from faces.jobs.matching import match_boxes
 from faces.store.db import Store
-from faces.store.models import Embedding, Face, FinderStatus, Image, ImageFinder, Run
+from faces.store.models import Embedding, Face, FinderStatus, Image, ImageFinder, Run, RunLock
 
 log = logging.getLogger(__name__)
 
@@ -313,6 +313,16 @@ def run_detection(store: Store, settings: Settings, owner_id: int,
         max_sides = _max_sides(settings, names)
         done_ids: set[int] = set()
         total = 0
+
+        def _image_done(image_id: int, path: str) -> None:
+            done_ids.add(image_id)
+            handle.set_progress(done=len(done_ids))
+            if progress is not None:
+                progress(Progress(total=total, done=len(done_ids), faces=summary.faces, errors=summary.errors,
+                                  seconds=time.monotonic() - started, path=path))
+            if handle.lost:
+                raise run_lock.LockLost("another run took over this library's detection lock")
+
         while True:
             work = pending_work(store, owner_id, names, exclude=done_ids)
             if not work:
@@ -329,6 +339,13 @@ def run_detection(store: Store, settings: Settings, owner_id: int,
             if progress is not None:
                 progress(Progress(total=total, done=len(done_ids), faces=summary.faces, errors=summary.errors,
                                   seconds=time.monotonic() - started))
+            if settings.executor == "celery":
+                from faces.jobs.distributed import detect_with_celery
+
+                # Celery workers write the results; this run holds the lock, waits and keeps the progress.
+                detect_with_celery(store, settings, owner_id, names, work, max_sides, handle, summary,
+                                   lambda image_id, path: _image_done(image_id, path))
+                continue
             if pool is None:
                 count = max(1, min(workers or settings.worker_count, len(work)))
                 pool = WorkerPool(count, "faces.jobs.detect:process_image", "faces.jobs.detect:init_worker",
@@ -346,13 +363,7 @@ def run_detection(store: Store, settings: Settings, owner_id: int,
                     todo = next(t for i, _, t in work if i == image_id)
                     result = _failed_result(image_id, todo, outcome.error)
                 _write_result(store, owner_id, result, names, paths[image_id], summary)
-                done_ids.add(image_id)
-                handle.set_progress(done=len(done_ids))
-                if progress is not None:
-                    progress(Progress(total=total, done=len(done_ids), faces=summary.faces, errors=summary.errors,
-                                      seconds=time.monotonic() - started, path=paths[image_id]))
-                if handle.lost:
-                    raise run_lock.LockLost("another run took over this library's detection lock")
+                _image_done(image_id, paths[image_id])
         if pool is not None:
             pool.close()
             pool = None
@@ -409,18 +420,26 @@ def _failed_result(image_id: int, todo: Sequence[str], message: str) -> DetectRe
 
 
 def _write_result(store: Store, owner_id: int, result: DetectResult, order: Sequence[str], path: str,
-                  summary: RunSummary) -> None:
-    """Write one image's results in one transaction; update ``summary``."""
+                  summary: RunSummary, holder: str | None = None) -> bool:
+    """Write one image's results in one transaction; update ``summary``.
+
+    With ``holder`` (a Celery worker writing for the run that enqueued it), nothing is written unless that run
+    still holds the library's lock. Returns False when nothing was written for that reason or because the image
+    is gone; finders already processed (by an earlier delivery of the same task) are never written twice.
+    """
     now = datetime.now(timezone.utc)
     new_faces: list[Face] = []
     had_error = False
     new_embeddings = 0
     with store.session() as session:
+        if holder is not None and session.scalar(
+                select(RunLock.holder).where(RunLock.owner_id == owner_id)) != holder:
+            return False  # the run that asked for this is over (or dead): the next run enqueues again
         # Lock the image row so that two writers (a run that lost its lock, say) never both add faces.
         image = session.scalar(select(Image).where(Image.id == result.image_id, Image.owner_id == owner_id)
                                .with_for_update())
         if image is None:
-            return  # deleted while we looked at it
+            return False  # deleted while we looked at it
         rows = {r.finder: r for r in session.scalars(select(ImageFinder).where(ImageFinder.image_id == image.id))}
         if result.media_code is not None:
             image.error_code, image.error = result.media_code, result.media_error
@@ -480,6 +499,7 @@ def _write_result(store: Store, owner_id: int, result: DetectResult, order: Sequ
         summary.errors += 1
     elif face_count == 0:
         summary.no_face += 1
+    return True
 
 
 def _refresh(store: Store, settings: Settings, owner_id: int, summary: RunSummary) -> None:
