@@ -393,7 +393,7 @@ function showDetection(status) {
     const share = status.total ? Math.round((status.done / status.total) * 100) : 0;
     pill.append(el("span", {class: "spinner"}),
       status.total ? `Detection is running: ${status.done} of ${status.total}` : "Detection is running",
-      el("span", {class: "bar"}, el("i", {style: {width: `${share}%`}})));
+      status.total ? el("span", {class: "bar"}, el("i", {style: {width: `${share}%`}})) : null);
     pill.hidden = false;
   } else if (status.error) {
     pill.classList.add("error");
@@ -490,6 +490,9 @@ async function uploadFiles(files) {
   }
   uploading = false;
   uploadTitle.textContent = added ? `${plural(added, "photo", "photos")} added` : "Upload finished";
+  if (!uploadList.querySelector("li.bad")) {
+    setTimeout(() => { if (!uploading) uploadPanel.hidden = true; }, 8000);
+  }
   if (added) {
     toast(`${plural(added, "photo", "photos")} added. Looking for faces…`, "ok");
     reset(state.filters);
@@ -529,7 +532,7 @@ function setupSearch() {
   let match = "all";
 
   const field = nameInput({
-    bare: true, placeholder: "Add a name", id: "search-name-input",
+    bare: true, placeholder: "Add a name", id: "search-name-input", showOnFocus: true,
     onPick: (item) => {
       if (!item.name_id) { toast("This contact has no photos with a name yet.", "info"); return; }
       chosen.set(item.name_id, item.label);

@@ -8,9 +8,11 @@ let listCounter = 0;
  * nameInput({owner, placeholder, onPick, onSubmit, bare})
  *  onPick(suggestion): a suggestion was chosen ({label, name_id, contact_user_id}).
  *  onSubmit(text): Enter without a highlighted suggestion.
+ *  showOnFocus: offer the names as soon as the empty field gets the focus.
  * Returns {root, input, clear(), focus(), close()}.
  */
-export function nameInput({owner = null, placeholder = "Type a name", onPick, onSubmit, bare = false, id} = {}) {
+export function nameInput({owner = null, placeholder = "Type a name", onPick, onSubmit, bare = false, id,
+                           showOnFocus = false} = {}) {
   const listId = `suggestions-${++listCounter}`;
   const input = el("input", {
     class: bare ? "" : "input", type: "text", placeholder, maxlength: 200, autocomplete: "off", spellcheck: "false",
@@ -66,10 +68,14 @@ export function nameInput({owner = null, placeholder = "Type a name", onPick, on
   }, 120);
 
   input.addEventListener("input", lookup);
-  input.addEventListener("focus", lookup);
+  // an empty field offers names only when asked (arrow down), so the list does not cover the buttons below it
+  input.addEventListener("focus", () => { if (input.value.trim() || showOnFocus) lookup(); });
   input.addEventListener("blur", () => setTimeout(close, 100));
   input.addEventListener("keydown", (e) => {
-    if (e.key === "ArrowDown" && items.length) {
+    if (e.key === "ArrowDown" && !items.length) {
+      e.preventDefault();
+      lookup();
+    } else if (e.key === "ArrowDown" && items.length) {
       e.preventDefault();
       if (list.hidden) { list.hidden = false; input.setAttribute("aria-expanded", "true"); }
       highlight((active + 1) % items.length);
