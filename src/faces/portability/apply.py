@@ -69,6 +69,7 @@ class Applier:
         self.origin = origin
         self.result = ApplyResult()
         self._deleted_at = self._library_deleted_at()
+        self._maybe_unused: set[int] = set()  # names that may have lost their last face
 
     # --- helpers --------------------------------------------------------------------------------------------
 
@@ -126,6 +127,8 @@ class Applier:
                 if uuid < same.uuid:
                     same.uuid = uuid  # both servers keep the smaller uuid
                     self.result.names += 1
+                if data.get("updated_at") and data["updated_at"] < (records.iso(same.updated_at) or ""):
+                    same.updated_at = records.parse_time(data["updated_at"])
                 self._contact(same, data)
                 return same
             created = Name(uuid=uuid, owner_id=self.owner_id, name=text,
@@ -168,13 +171,16 @@ class Applier:
             return self.name(uuid or records.new_uuid_hex(), {"name": text, "contact": None, "updated_at": when})
         return None
 
-    def delete_name(self, uuid: str) -> None:
+    def delete_name(self, uuid: str, again: bool = True) -> None:
+        """Delete a name unless a face here still has it (then it is looked at again in :meth:`finish`)."""
         found = self.session.scalar(select(Name).where(Name.uuid == uuid, Name.owner_id == self.owner_id))
         if found is None:
             return
         used = self.session.scalar(select(Face.id).where(Face.name_id == found.id).limit(1))
         if used is not None:
-            return  # a face here still has it; that face's own record decides
+            if again:
+                self._maybe_unused.add(found.id)  # its faces' records (later in the batch) move them; look again then
+            return
         self.session.execute(update(Face).where(Face.guess_name_id == found.id, Face.state == FaceState.GUESSED)
                              .values(state=FaceState.UNNAMED, guess_name_id=None, guess_distance=None,
                                      guess_finders=None, guess_anchor_face_id=None, guessed_at=None))
@@ -274,6 +280,8 @@ class Applier:
         name = self._name_for(data.get("name"), data.get("name_text"), data.get("decided_at")) if data["state"] == "confirmed" or \
             data.get("name") else None
         before = face.name_id if face.state == FaceState.CONFIRMED else None
+        if face.name_id is not None:
+            self._maybe_unused.add(face.name_id)
         face.state = FaceState(data["state"])
         face.name_id = name.id if name is not None else None
         face.guess_name_id = face.guess_distance = face.guess_finders = face.guess_anchor_face_id = None
@@ -424,6 +432,11 @@ class Applier:
         from faces.naming.refresh import refresh_guesses
 
         self.session.flush()
+        for name_id in sorted(self._maybe_unused):
+            name = self.session.get(Name, name_id)
+            if name is not None and name.owner_id == self.owner_id:
+                self.delete_name(name.uuid, again=False)
+        self._maybe_unused.clear()
         if self.result.touched_faces and settings is not None:
             existing = [f for f in self.session.scalars(select(Face.id).where(
                 Face.id.in_(sorted(self.result.touched_faces))))]
