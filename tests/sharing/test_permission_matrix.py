@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from sqlalchemy import select
 
 from faces.sharing import contacts, groups, notifications, permissions
 from faces.store.models import Contact, ContactStatus, FaceState, Notification, User, Visibility
@@ -22,6 +23,7 @@ ALLOWED = {  # rule -> roles that may call it on the owner's library ("mine")
     "write": {"owner", "writer"},
     "owner": {"owner"},
     "admin": {"admin"},
+    "token": set(),  # answers a clone's bearer token only: no session of anybody opens it
 }
 _seq = itertools.count(1)
 
@@ -114,6 +116,25 @@ def _contact_of(c: Ctx, user_id: int) -> int:
     other = c.fresh_user()
     c.connect(user_id, other)
     return other
+
+
+def _sync_token(c: Ctx, role: str, where: str) -> int:
+    from faces.portability import sync as portability_sync
+    from faces.store.models import SyncToken
+
+    with c.web.store.session() as s:
+        portability_sync.create_token(s, c.subject(role, where), "matrix")
+        return s.scalar(select(SyncToken.id).order_by(SyncToken.id.desc()).limit(1))
+
+
+def _sync_peer(c: Ctx, role: str, where: str) -> int:
+    from faces.store.models import SyncPeer
+
+    with c.web.store.session() as s:
+        peer = SyncPeer(owner_id=c.subject(role, where), url=f"http://127.0.0.1:9/{next(_seq)}", token="t")
+        s.add(peer)
+        s.flush()
+        return peer.id
 
 
 def _member(c: Ctx, role: str, where: str, add: bool) -> str:
@@ -229,6 +250,20 @@ ROUTES = {
     ("GET", "/api/admin/stats"): ("admin", lambda c, r, w: {"url": "/api/admin/stats"}, ()),
     ("POST", "/api/admin/delete-faces"): ("admin", lambda c, r, w: {"url": "/api/admin/delete-faces",
                                                                    "json": {"confirm": "delete all faces"}}, ()),
+    # export, import and clones (faces.portability)
+    ("GET", "/api/library/export"): ("user", lambda c, r, w: {"url": "/api/library/export"}, ()),
+    ("POST", "/api/library/import"): ("user", lambda c, r, w: {"url": "/api/library/import", "files": {}}, (422,)),
+    ("GET", "/api/sync/changes"): ("token", lambda c, r, w: {"url": "/api/sync/changes?since=0"}, ()),
+    ("GET", "/api/sync/status"): ("user", lambda c, r, w: {"url": "/api/sync/status"}, ()),
+    ("POST", "/api/sync/tokens"): ("user", lambda c, r, w: {"url": "/api/sync/tokens", "json": {"label": "x"}}, ()),
+    ("DELETE", "/api/sync/tokens/{token_id}"): ("self", lambda c, r, w: {
+        "url": f"/api/sync/tokens/{_sync_token(c, r, w)}"}, ()),
+    ("POST", "/api/sync/peers"): ("user", lambda c, r, w: {"url": "/api/sync/peers", "json": {
+        "url": f"http://127.0.0.1:9/{next(_seq)}", "token": "secret"}}, ()),
+    ("DELETE", "/api/sync/peers/{peer_id}"): ("self", lambda c, r, w: {
+        "url": f"/api/sync/peers/{_sync_peer(c, r, w)}"}, ()),
+    ("POST", "/api/sync/now"): ("user", lambda c, r, w: {"url": "/api/sync/now"}, ()),
+    ("GET", "/sync"): ("user", lambda c, r, w: {"url": "/sync"}, ()),
     # pages and the API description
     ("GET", "/"): ("user", lambda c, r, w: {"url": "/"}, ()),
     ("GET", "/search"): ("user", lambda c, r, w: {"url": "/search"}, ()),
@@ -278,7 +313,7 @@ def test_permission_matrix(web):
         method, path = key
         page = not path.startswith("/api/")
         for where in ("mine", "theirs"):
-            if where == "theirs" and rule in ("any", "user", "admin"):
+            if where == "theirs" and rule in ("any", "user", "admin", "token"):
                 continue  # nothing of anybody's library in the request
             for role in ROLES:
                 if where == "theirs" and role == "stranger":
