@@ -144,7 +144,7 @@ def _drop_unused_names(session: Session, owner_id: int, name_ids: Iterable[int |
         if guessed:
             session.execute(update(Face).where(Face.id.in_(guessed)).values(
                 state=FaceState.UNNAMED, guess_name_id=None, guess_distance=None, guess_finders=None,
-                guess_anchor_face_id=None, guessed_at=None))
+                guess_anchor_face_id=None, guessed_at=None, updated_at=utcnow()))
             touched.extend(guessed)
         session.execute(delete(RejectedName).where(RejectedName.name_id == name_id))
         session.execute(delete(Name).where(Name.id == name_id, Name.owner_id == owner_id))
@@ -336,7 +336,7 @@ def merge(session: Session, settings, owner_id: int, actor_id: int | None, keep:
     if confirmed:
         session.execute(update(Face).where(Face.id.in_(confirmed)).values(name_id=kept.id, updated_at=now))
     if guessed:
-        session.execute(update(Face).where(Face.id.in_(guessed)).values(guess_name_id=kept.id))
+        session.execute(update(Face).where(Face.id.in_(guessed)).values(guess_name_id=kept.id, updated_at=now))
     for face_id in rejected:
         if face_id not in already:
             session.add(RejectedName(face_id=face_id, name_id=kept.id))

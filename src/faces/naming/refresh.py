@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
 import numpy as np
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, event, func, select, text, update
 from sqlalchemy.orm import Session
 
 from faces.recognition.groups import NO_GROUP, chinese_whispers, relabel_like, similarity_edges
@@ -57,14 +57,39 @@ class _ChannelCache:
 
 
 _cache: dict[tuple[str, int, str, str], _ChannelCache] = {}
+_channel_rows: dict[tuple[str, int], tuple[tuple, list]] = {}
 _cache_lock = threading.Lock()
+_TOUCHED = "faces_refresh_cache_keys"
+
+
+def _touch(session: Session, key: tuple) -> None:
+    """Remember that ``key`` was cached from this transaction's view: dropped again if it rolls back."""
+    session.info.setdefault(_TOUCHED, set()).add(key)
+
+
+@event.listens_for(Session, "after_commit")
+def _keep(session: Session) -> None:
+    session.info.pop(_TOUCHED, None)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget(session: Session) -> None:
+    for key in session.info.pop(_TOUCHED, ()):
+        if key[0] == "faces":
+            _faces_cache.pop(key[1:], None)
+        else:
+            _channel_rows.pop(key[1:], None)
 
 
 def clear_cache(owner_id: int | None = None) -> None:
-    """Forget the cached embeddings (of one owner, or all): after deleting a library."""
+    """Forget the cached embeddings and faces (of one owner, or all): after deleting a library."""
     with _cache_lock:
         for key in [k for k in _cache if owner_id is None or k[1] == owner_id]:
             del _cache[key]
+        for key in [k for k in _faces_cache if owner_id is None or k[1] == owner_id]:
+            del _faces_cache[key]
+        for key in [k for k in _channel_rows if owner_id is None or k[1] == owner_id]:
+            del _channel_rows[key]
 
 
 def _to_matrix(blobs: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
@@ -81,13 +106,21 @@ def _to_matrix(blobs: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
 def _channels(session: Session, settings, owner_id: int) -> dict[str, tuple[str, float, _ChannelCache]]:  # noqa: ANN001
     """Per channel key ``finder`` (or ``finder@version`` for older model versions): (finder, tolerance, cache)."""
     url = session.get_bind().url.render_as_string(hide_password=True)
-    rows = session.execute(
-        select(Embedding.finder, Embedding.model_version, func.count(Embedding.id), func.max(Embedding.id),
-               func.sum(Embedding.face_id))
-        .join(Face, Face.id == Embedding.face_id)
-        .where(Face.owner_id == owner_id)
-        .group_by(Embedding.finder, Embedding.model_version)
-    ).all()
+    # The whole table's count and largest id are nearly free; only when they moved is the owner's part counted.
+    overall = tuple(session.connection().execute(text("SELECT count(*), max(id) FROM embeddings")).one())
+    seen = _channel_rows.get((url, owner_id))
+    if seen is not None and seen[0] == overall:
+        rows = seen[1]
+    else:
+        rows = session.execute(
+            select(Embedding.finder, Embedding.model_version, func.count(Embedding.id), func.max(Embedding.id),
+                   func.sum(Embedding.face_id))
+            .join(Face, Face.id == Embedding.face_id)
+            .where(Face.owner_id == owner_id)
+            .group_by(Embedding.finder, Embedding.model_version)
+        ).all()
+        _channel_rows[(url, owner_id)] = (overall, rows)
+        _touch(session, ("channels", url, owner_id))
     newest: dict[str, int] = {}
     for finder, _version, _count, max_id, _sum in rows:
         newest[finder] = max(newest.get(finder, -1), int(max_id))
@@ -151,6 +184,11 @@ class _Faces:
     distance: np.ndarray
     finders: list[str | None]
 
+    def copy(self) -> _Faces:
+        """An independent copy (the cached arrays are never changed in place)."""
+        return _Faces(self.ids.copy(), self.image.copy(), self.state.copy(), self.name.copy(), self.guess.copy(),
+                      self.anchor.copy(), self.cluster.copy(), self.distance.copy(), list(self.finders))
+
     def rows_of(self, face_ids: np.ndarray) -> np.ndarray:
         """Row index of each face id (-1 when not in the library)."""
         pos = np.searchsorted(self.ids, face_ids)
@@ -159,25 +197,140 @@ class _Faces:
         return np.where(found, pos, -1)
 
 
-def _load_faces(session: Session, owner_id: int) -> _Faces:
-    rows = session.execute(
-        select(Face.id, Face.image_id, Face.state, Face.name_id, Face.guess_name_id, Face.guess_anchor_face_id,
-               Face.cluster_id, Face.guess_distance, Face.guess_finders)
-        .where(Face.owner_id == owner_id).order_by(Face.id)
-    ).all()
+_FACE_COLUMNS = ("id, image_id, state, name_id, guess_name_id, guess_anchor_face_id, cluster_id, guess_distance, "
+                 "guess_finders")
+# Cheap thanks to the (owner_id, updated_at) index: any change to a face bumps its updated_at (the actions, the
+# pipeline, imports and this refresh all do), deleted faces lower the count, deleted names change the names part.
+_FINGERPRINT_SQL = (
+    "SELECT (SELECT count(*) FROM faces WHERE owner_id = :owner), "
+    "(SELECT max(id) FROM faces WHERE owner_id = :owner), "
+    "(SELECT count(*) FROM names WHERE owner_id = :owner), "
+    "(SELECT max(id) FROM names WHERE owner_id = :owner), "
+    "(SELECT max(updated_at) FROM faces WHERE owner_id = :owner)")
+# Rows changed this long before the newest change seen are read again (transactions commit out of order).
+_DELTA_WINDOW = timedelta(seconds=10)
+
+
+@dataclass
+class _FacesCache:
+    faces: _Faces
+    fingerprint: tuple  # counts and largest ids of the owner's faces and names
+    since: object  # max(updated_at) as the database returned it
+
+
+_faces_cache: dict[tuple[str, int], _FacesCache] = {}
+
+
+def _rows_to_faces(rows: list) -> _Faces:
     n = len(rows)
-    cols = list(zip(*rows)) if rows else [()] * 9
+    if not n:
+        empty = np.empty(0, np.int64)
+        return _Faces(empty, empty, empty, empty, empty, empty, empty, np.empty(0), [])
+    table = np.array([tuple(r) for r in rows], dtype=object)
+
+    def ints(col: int, none: int) -> np.ndarray:
+        values = table[:, col]
+        return np.where(values == None, none, values).astype(np.int64)  # noqa: E711 - elementwise
+
+    codes = {state.value: code for state, code in _STATE_CODES.items()}
+    distance = table[:, 7]
     return _Faces(
-        ids=np.fromiter(cols[0], np.int64, n),
-        image=np.fromiter(cols[1], np.int64, n),
-        state=np.fromiter((_STATE_CODES[FaceState(s)] for s in cols[2]), np.int64, n),
-        name=np.fromiter((v or 0 for v in cols[3]), np.int64, n),
-        guess=np.fromiter((v or 0 for v in cols[4]), np.int64, n),
-        anchor=np.fromiter((v or 0 for v in cols[5]), np.int64, n),
-        cluster=np.fromiter((NO_GROUP if v is None else v for v in cols[6]), np.int64, n),
-        distance=np.fromiter((np.nan if v is None else v for v in cols[7]), np.float64, n),
-        finders=list(cols[8]),
+        ids=ints(0, 0), image=ints(1, 0),
+        state=np.fromiter((codes[v] for v in table[:, 2].tolist()), np.int64, n),
+        name=ints(3, 0), guess=ints(4, 0), anchor=ints(5, 0), cluster=ints(6, NO_GROUP),
+        distance=np.where(distance == None, np.nan, distance).astype(np.float64),  # noqa: E711
+        finders=table[:, 8].tolist(),
     )
+
+
+def _read_fingerprint(session: Session, owner_id: int) -> tuple[tuple, object]:
+    found = tuple(session.connection().execute(text(_FINGERPRINT_SQL), {"owner": owner_id}).one())
+    return tuple(int(v or 0) for v in found[:4]), found[4]
+
+
+def _since(session: Session, value: object) -> object:
+    """The time from which changed rows are read again, in the form the database compares correctly."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if not isinstance(value, datetime):
+        return None
+    value = value - _DELTA_WINDOW
+    if session.get_bind().dialect.name != "postgresql" and value.tzinfo is not None:
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+    if session.get_bind().dialect.name == "sqlite":
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return value
+
+
+def _merge_rows(old: _Faces, rows: list) -> _Faces:
+    """``old`` with ``rows`` (changed or new faces) applied."""
+    new = _rows_to_faces(rows)
+    if not len(new.ids):
+        return old
+    pos = old.rows_of(new.ids)
+    present = pos >= 0
+    merged = old.copy()
+    for field in ("image", "state", "name", "guess", "anchor", "cluster", "distance"):
+        getattr(merged, field)[pos[present]] = getattr(new, field)[present]
+    for i, p in zip(np.nonzero(present)[0].tolist(), pos[present].tolist()):
+        merged.finders[p] = new.finders[i]
+    if (~present).any():
+        add = np.nonzero(~present)[0]
+        ids = np.concatenate([merged.ids, new.ids[add]])
+        order = np.argsort(ids, kind="stable")
+        cat = {f: np.concatenate([getattr(merged, f), getattr(new, f)[add]])[order]
+               for f in ("image", "state", "name", "guess", "anchor", "cluster", "distance")}
+        finders = merged.finders + [new.finders[i] for i in add.tolist()]
+        merged = _Faces(ids[order], finders=[finders[i] for i in order.tolist()], **cat)
+    return merged
+
+
+def _load_faces(session: Session, owner_id: int) -> _Faces:
+    """The owner's faces as arrays: from the process cache when nothing changed, else the cache topped up with
+    the rows changed since (``updated_at``), else read in full. Plain text SQL: no ORM work per row."""
+    conn = session.connection()
+    key = (session.get_bind().url.render_as_string(hide_password=True), owner_id)
+    fingerprint, newest = _read_fingerprint(session, owner_id)
+    cached = _faces_cache.get(key)
+    if cached is not None and (cached.fingerprint, cached.since) == (fingerprint, newest):
+        return cached.faces.copy()
+    since = _since(session, cached.since) if cached is not None else None
+    if cached is not None and since is not None and fingerprint[2:] == cached.fingerprint[2:] \
+            and fingerprint[0] >= cached.fingerprint[0]:
+        rows = conn.execute(text(f"SELECT {_FACE_COLUMNS} FROM faces WHERE owner_id = :owner "
+                                 "AND updated_at >= :since"), {"owner": owner_id, "since": since}).fetchall()
+        faces = _merge_rows(cached.faces, rows)
+        if len(faces.ids) == fingerprint[0] and (not len(faces.ids) or int(faces.ids[-1]) == fingerprint[1]):
+            _faces_cache[key] = _FacesCache(faces, fingerprint, newest)
+            _touch(session, ("faces", *key))
+            return faces.copy()
+    rows = conn.execute(text(f"SELECT {_FACE_COLUMNS} FROM faces WHERE owner_id = :owner ORDER BY id"),
+                        {"owner": owner_id}).fetchall()
+    faces = _rows_to_faces(rows)
+    _faces_cache[key] = _FacesCache(faces, fingerprint, newest)
+    _touch(session, ("faces", *key))
+    return faces.copy()
+
+
+def _remember_written(session: Session, owner_id: int, faces: _Faces, updates: dict[int, dict]) -> None:
+    """After writing ``updates``: apply them to the cached arrays and store the database's new fingerprint
+    (if the transaction rolls back, the fingerprint no longer matches and the cache is read again)."""
+    key = (session.get_bind().url.render_as_string(hide_password=True), owner_id)
+    for row, values in updates.items():
+        for column, field, none in (("guess_name_id", "guess", 0), ("guess_anchor_face_id", "anchor", 0),
+                                    ("cluster_id", "cluster", NO_GROUP), ("guess_distance", "distance", np.nan)):
+            if column in values:
+                getattr(faces, field)[row] = none if values[column] is None else values[column]
+        if "state" in values:
+            faces.state[row] = _STATE_CODES[values["state"]]
+        if "guess_finders" in values:
+            faces.finders[row] = values["guess_finders"]
+    fingerprint, newest = _read_fingerprint(session, owner_id)
+    if len(faces.ids) == fingerprint[0]:
+        _faces_cache[key] = _FacesCache(faces, fingerprint, newest)
+        _touch(session, ("faces", *key))
+    else:
+        _faces_cache.pop(key, None)
 
 
 # --- the refresh ------------------------------------------------------------------------------------------------
@@ -225,8 +378,24 @@ def refresh_guesses(session: Session, settings, owner_id: int, face_ids: list[in
         updates.setdefault(row, {}).update(guess_name_id=None, guess_distance=None, guess_finders=None,
                                            guess_anchor_face_id=None, guessed_at=None, cluster_id=None)
     if updates:
-        session.execute(update(Face), [{"id": int(faces.ids[row]), **values} for row, values in updates.items()])
+        _write(session, faces, updates, now)
+        _remember_written(session, owner_id, faces, updates)
     return result
+
+
+def _write(session: Session, faces: _Faces, updates: dict[int, dict], now: datetime) -> None:
+    """Write guess/group changes with plain Core UPDATEs (executemany by id, grouped by the columns set).
+    These are not decisions: the ORM-level change hooks (clone change log) have nothing to record."""
+    table = Face.__table__
+    by_columns: dict[tuple[str, ...], list[dict]] = {}
+    for row, values in updates.items():
+        values = {**values, "updated_at": now}
+        by_columns.setdefault(tuple(sorted(values)), []).append({"b_id": int(faces.ids[row]), **values})
+    connection = session.connection()
+    for columns, params in by_columns.items():
+        statement = update(table).where(table.c.id == bindparam("b_id")).values(
+            {c: bindparam(c) for c in columns})
+        connection.execute(statement, params)
 
 
 def _affected(faces: _Faces, channels, changed_rows: np.ndarray, candidate: np.ndarray, known: np.ndarray,

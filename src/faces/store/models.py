@@ -172,6 +172,7 @@ class Face(Base):
         Index("ix_faces_name", "name_id"),
         Index("ix_faces_guess_name", "guess_name_id"),
         Index("ix_faces_cluster", "owner_id", "cluster_id"),
+        Index("ix_faces_owner_updated", "owner_id", "updated_at"),  # the guess refresh reads recent changes
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
