@@ -362,3 +362,17 @@ def test_another_owners_image_is_never_written(photo, data_root, library, store,
     with store.session() as session:
         assert session.scalar(select(Image.owner_id).where(Image.id == image_id)) == library.owner_id
     assert not os.path.exists(str(path) + ".xmp")
+
+
+def test_a_file_name_exiftool_cannot_take_fails_alone(photo, data_root, library, store, write_settings):
+    good = photo(GROUP_PHOTO)
+    odd = photo(GROUP_PHOTO, "two\nlines.jpg")
+    exiftool_set(odd, "-XMP-dc:Title=another photo")  # its own content
+    ids = [library.add(good), library.add(odd)]
+    for image_id in ids:
+        library.face(image_id, labelled_boxes(data_root, GROUP_PHOTO)[0], "Ann")
+    report = write_names(store, write_settings, library.owner_id, ids)
+    assert report.written == 1
+    [failure] = report.failed
+    assert (failure.image_id, failure.code) == (ids[1], "bad_file_name") and "line break" in failure.message
+    assert set(mwg_boxes(read_back(good))) == {"Ann"}

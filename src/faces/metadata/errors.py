@@ -32,6 +32,12 @@ class NotAnImage(MetadataError):
     code = "not_an_image"
 
 
+class BadFileName(MetadataError):
+    """A file name exiftool cannot be given (a line break in it, or bytes that are not text)."""
+
+    code = "bad_file_name"
+
+
 class UnsupportedFormat(MetadataError):
     """exiftool cannot write this kind of file (a sidecar file can hold the names instead)."""
 

@@ -20,7 +20,7 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
-from faces.metadata.errors import ExifToolUnavailable
+from faces.metadata.errors import BadFileName, ExifToolUnavailable
 
 NAMESPACE = "https://faces.invalid/ns/xmp/1.0/"
 PREFIX = "faces"
@@ -110,9 +110,7 @@ class ExifTool:
     def run(self, *args: str) -> Result:
         """Run one exiftool command (arguments without the program name)."""
         self.start()
-        for arg in args:
-            if "\n" in arg or "\r" in arg:
-                raise ValueError("an exiftool argument (a file name?) contains a line break")
+        check_arguments(args)
         stdout = self._tool.execute(*args)
         return Result(self._tool.last_status or 0, stdout or "", self._tool.last_stderr or "")
 
@@ -158,11 +156,23 @@ class OneShotExifTool(ExifTool):
 
     def run(self, *args: str) -> Result:
         self.start()
+        check_arguments(args)
         proc = subprocess.run([self.executable, "-config", self._config, *args], capture_output=True, check=False)
         return Result(proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace"))
 
     def close(self) -> None:
         self._remove_config()
+
+
+def check_arguments(args) -> None:  # noqa: ANN001
+    """Raise BadFileName for an argument that cannot travel to exiftool (one argument per line, UTF-8)."""
+    for arg in args:
+        if "\n" in arg or "\r" in arg:
+            raise BadFileName(f"the file name {arg!r} contains a line break, which exiftool cannot take")
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadFileName(f"the file name {arg!r} is not valid text, which exiftool cannot take") from None
 
 
 def _parse_json(text: str) -> list[dict[str, Any]]:

@@ -22,7 +22,8 @@ from sqlalchemy.exc import IntegrityError
 from faces.jobs.matching import match_boxes, same_face
 from faces.metadata import geometry
 from faces.metadata import tags as T
-from faces.metadata.exiftool import ExifTool, exiftool_path_for
+from faces.metadata.errors import BadFileName
+from faces.metadata.exiftool import ExifTool, check_arguments, exiftool_path_for
 from faces.metadata.writer import existing_sidecars, local_path
 from faces.store.models import Face, FaceState, Image, Name, utcnow
 
@@ -104,6 +105,10 @@ def read_many(exiftool: ExifTool, items: Sequence[tuple[Path, tuple[int, int] | 
         part = items[start:start + READ_BATCH]
         files: list[str] = []
         for path, _, _ in part:
+            try:
+                check_arguments([str(path)])
+            except BadFileName:
+                continue  # left out: no regions for it
             files.append(str(path))
             files.extend(str(p) for p in existing_sidecars(path))
         records, _ = exiftool.read_json(*T.READ_ARGS, *[exiftool_path_for(f) for f in files])

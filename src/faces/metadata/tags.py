@@ -38,7 +38,7 @@ IMAGE_SIZE = "Composite:ImageSize"
 ORIENTATION = "IFD0:Orientation"
 
 # exiftool arguments that read everything this module needs (group-1 names, structures as JSON objects)
-READ_ARGS = ["-struct", "-G1", f"-{MWG}", f"-{MP}", f"-{SUBJECT}", f"-{KEYWORDS}", f"-{CHARSET}", f"-{PERSON}",
+READ_ARGS = ["-struct", "-G1", f"-{MWG}", f"-{MP}", f"-{SUBJECT}", "-IPTC:all", f"-{PERSON}",
              f"-{MANAGED}", f"-{FILE_TYPE}", f"-{MIME_TYPE}", f"-{IMAGE_SIZE}#", f"-{ORIENTATION}#"]
 
 IPTC_KEYWORD_BYTES = 64  # IPTC IIM limit of one keyword
@@ -73,6 +73,7 @@ class FileTags:
     subject: list[str] = field(default_factory=list)
     keywords: list[str] = field(default_factory=list)
     iptc_charset: str = ""
+    iptc_other: bool = False  # IPTC datasets besides keywords and the character set
     person: list[str] = field(default_factory=list)
     managed: dict[str, Any] = field(default_factory=dict)
     error: str = ""  # exiftool's error for this file
@@ -120,6 +121,7 @@ def parse_record(record: dict[str, Any]) -> FileTags:
     tags.keywords = _text_list(record.get(KEYWORDS))
     tags.person = _text_list(record.get(PERSON))
     tags.iptc_charset = str(record.get(CHARSET, "") or "")
+    tags.iptc_other = any(k.startswith("IPTC:") and k not in (KEYWORDS, CHARSET) for k in record)
     raw = record.get(MANAGED)
     if isinstance(raw, str) and raw.strip():
         try:
@@ -211,6 +213,7 @@ class Plan:
     unchanged: bool  # the file already says exactly this: nothing to write
     regions_written: int = 0
     foreign_regions: int = 0
+    iptc_legacy: bool = False  # the file has IPTC texts not declared UTF-8, to be converted with ours
 
 
 def _truncate_bytes(text: str, limit: int) -> str:
@@ -411,8 +414,9 @@ def plan(tags: FileTags, faces: Sequence[FaceTag], *, upright_size: tuple[int, i
     expected = view(after, iptc=iptc)
     # keywords of ours in IPTC that is not declared UTF-8 are rewritten so that other programs read them right
     unchanged = expected == view(tags, iptc=iptc) and not (iptc and current_names and tags.iptc_charset != "UTF8")
+    legacy = iptc and tags.iptc_charset != "UTF8" and bool(tags.iptc_charset or tags.keywords or tags.iptc_other)
     return Plan(assign=assign, delete=delete, expected=expected, unchanged=unchanged,
-                regions_written=len(new_mwg), foreign_regions=foreign_count)
+                regions_written=len(new_mwg), foreign_regions=foreign_count, iptc_legacy=legacy)
 
 
 def json_document(assign: dict[str, Any]) -> list[dict[str, Any]]:

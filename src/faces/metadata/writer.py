@@ -49,6 +49,9 @@ SIDECAR_NAMES = ("photo.jpg.xmp", "photo.xmp")
 IN_FILE_TYPES = frozenset({"JPEG", "TIFF", "PNG", "WEBP", "HEIC", "HEIF", "AVIF", "GIF", "JXL", "PSD", "DNG", "JP2"})
 IPTC_TYPES = frozenset({"JPEG", "TIFF", "PSD"})  # where IPTC IIM keywords belong
 _TURNED_BY_CONTAINER = frozenset({"HEIC", "HEIF", "AVIF"})  # rotation lives in the container, not only in EXIF
+# types exiftool writes straight into a new file (-o); the others are copied first and written in place
+# (exiftool 12.57 refuses "-o" for WebP: "Can't write RIFF files")
+_WRITE_TO_NEW = frozenset({"JPEG", "TIFF", "PNG", "GIF", "JXL", "PSD", "DNG", "JP2", "HEIC", "HEIF", "AVIF"})
 _MANAGED_XMP = ("-XMP-mwg-rs:all", "-XMP-MP:all", f"-{T.SUBJECT}", f"-{T.PERSON}", f"-{T.MANAGED}")
 
 
@@ -207,7 +210,8 @@ class FileWriter:
         image = _check_readable(Path(job.path))
         image_tags, job = self._image_tags(image, job)
         if self.sidecar:
-            target = sidecar_path(image, self.sidecar_name)
+            # next to the path as the library knows it (a symlinked photo gets its sidecar beside the link)
+            target = sidecar_path(Path(job.path), self.sidecar_name)
             exists = target.is_file()
             existing = self.read_tags(target) if exists else image_tags
             if exists:
@@ -228,23 +232,35 @@ class FileWriter:
                               foreign_regions=plan.foreign_regions)
         if plan.unchanged:
             return outcome
-        self._write_plan(plan, image, target, exists, iptc)
+        self._write_plan(plan, image, target, exists, iptc,
+                         copy_first=self.sidecar or image_tags.file_type not in _WRITE_TO_NEW)
         outcome.status = "written"
         if target == image:
             outcome.content_hash, outcome.bytes = sha256_file(image)
         return outcome
 
-    def _write_plan(self, plan: T.Plan, image: Path, target: Path, exists: bool, iptc: bool) -> None:
+    def _write_plan(self, plan: T.Plan, image: Path, target: Path, exists: bool, iptc: bool,
+                    copy_first: bool) -> None:
         doc = os.path.join(self._json_dir, f"{secrets.token_hex(8)}.json")
         with open(doc, "w", encoding="utf-8") as handle:
             json.dump(T.json_document(plan.assign), handle, ensure_ascii=False)
         temp = _temp_name(target)
         try:
             args = ["-m", f"-json={doc}", *[f"-{tag}=" for tag in plan.delete]]
-            if iptc and T.KEYWORDS in plan.assign:
+            if iptc and T.KEYWORDS in plan.assign and plan.iptc_legacy:
                 # rewrite the other IPTC texts too, so that they stay right under the UTF-8 character set
                 args += ["-tagsFromFile", "@", "-IPTC:all", f"--{T.KEYWORDS}", f"--{T.CHARSET}"]
-            if exists:
+            if exists and not copy_first:
+                if not os.access(target.parent, os.W_OK):
+                    raise ReadOnlyFile(f"the folder {target.parent} is read-only, so faces cannot write "
+                                       f"{target.name} safely")
+                result = self.exiftool.run(*args, "-o", exiftool_path_for(temp), exiftool_path_for(target))
+                if temp.is_file():
+                    try:
+                        shutil.copymode(target, temp)
+                    except OSError:
+                        pass
+            elif exists:
                 try:
                     shutil.copy2(target, temp)
                 except PermissionError:
@@ -267,8 +283,11 @@ class FileWriter:
                     raise UnsupportedFormat(f"exiftool cannot write into {target.name}: {message}; turn on "
                                             f"sidecar files (setting metadata.sidecar) to keep the names next to it")
                 raise WriteFailed(f"exiftool could not write the names into {target}: {message}")
-            written = self.read_tags(temp)
-            if T.view(written, iptc=iptc) != plan.expected:
+            try:
+                written = self.read_tags(temp)
+            except MetadataError:
+                written = None
+            if written is None or T.view(written, iptc=iptc) != plan.expected:
                 raise WriteFailed(f"the names written into {target.name} did not read back as written; "
                                   f"the file was left as it was")
             if exists:
@@ -425,6 +444,13 @@ def _write_one(store, writer: FileWriter, owner_id: int, job: ImageJob, report: 
         log.warning("names not written into image %s: %s", job.image_id, exc.strerror)
         report.failed.append(WriteFailure(job.image_id, job.path, "write_failed",
                                           f"{job.path}: {exc.strerror or exc}"))
+        return
+    except Exception as exc:  # noqa: BLE001 - exiftool itself broke: restart it, go on with the next file
+        log.warning("names not written into image %s: exiftool failed (%s)", job.image_id, type(exc).__name__)
+        writer.exiftool.close()
+        report.failed.append(WriteFailure(job.image_id, job.path, "write_failed",
+                                          f"exiftool failed on {job.path} ({type(exc).__name__}); the file was "
+                                          f"left as it was"))
         return
     if outcome.status == "unchanged":
         report.unchanged += 1
