@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel
 
 from faces.web.deps import DbSession, LoggedInUser, State, image_for, name_for, owner_library
-from faces.web.views import ImageOut, ImagePage, gallery_page, image_outs
+from faces.web.views import ImageOut, ImagePage, gallery_page, image_dicts, image_outs, json_response
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["gallery"])
@@ -42,7 +42,7 @@ def list_images(
                                                                    "any: with at least one (OR).")] = "all",
     guesses: Annotated[bool, Query(description="Count guessed names too, not only confirmed ones.")] = False,
     status: Annotated[str | None, Query(pattern="^error$", description="error: only unreadable files.")] = None,
-) -> ImagePage:
+) -> Response:
     """Photos of a library, newest first (date taken, else date added), with their frames; filters combine."""
     library = owner_library(db, user, owner if owner is not None else user.id)
     for name_id in name or []:
@@ -50,14 +50,14 @@ def list_images(
             raise HTTPException(404, "There is no name with this id in this library.")
     if date_from and date_to and date_from > date_to:
         raise HTTPException(400, "The first day of the range comes after its last day.")
-    return gallery_page(db, user.id, library.id, limit=limit, cursor=cursor, date_from=date_from,
+    return json_response(gallery_page(db, user.id, library.id, limit=limit, cursor=cursor, date_from=date_from,
                         date_to=date_to, name_ids=name, match_all=match == "all", include_guesses=guesses,
-                        status=status)
+                        status=status))
 
 
 @router.get("/api/images/batch", response_model=ImageBatch)
 def image_batch(user: LoggedInUser, db: DbSession,
-                ids: Annotated[str, Query(description="Image ids separated by commas (at most 500).")]) -> ImageBatch:
+                ids: Annotated[str, Query(description="Image ids separated by commas (at most 500).")]) -> Response:
     """Several photos with their current frames (the page refreshes what it shows after a change)."""
     try:
         wanted = list(dict.fromkeys(int(part) for part in ids.split(",") if part.strip()))
@@ -65,7 +65,8 @@ def image_batch(user: LoggedInUser, db: DbSession,
         raise HTTPException(400, "ids must be image ids separated by commas.") from None
     if len(wanted) > 500:
         raise HTTPException(400, "Ask for at most 500 images at once.")
-    return ImageBatch(items=image_outs(db, [image_for(db, user, image_id, faces=True) for image_id in wanted]))
+    allowed = [image_for(db, user, image_id, faces=True).id for image_id in wanted]
+    return json_response({"items": image_dicts(db, allowed)})
 
 
 @router.get("/api/images/{image_id}", response_model=ImageOut)
