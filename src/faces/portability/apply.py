@@ -60,11 +60,13 @@ class Applier:
     """Applies records to ``owner_id``'s library inside ``session`` (the caller's transaction).
 
     ``origin`` is the server id the records come from ("" for an import): a row that ends exactly as the
-    record says is logged with that origin, so it is not sent back there.
+    record says is logged with that origin, so it is not sent back there. ``ties_keep_local`` (imports): a
+    decision made at the same time as the local one does not replace it (clones need the symmetric tie-break).
     """
 
-    def __init__(self, session: Session, owner_id: int, origin: str = ""):
+    def __init__(self, session: Session, owner_id: int, origin: str = "", *, ties_keep_local: bool = False):
         self.session = session
+        self.ties_keep_local = ties_keep_local  # imports: a decision of the same time (MariaDB: second) stays
         self.owner_id = owner_id
         self.origin = origin
         self.result = ApplyResult()
@@ -276,6 +278,8 @@ class Applier:
         theirs = self._decision_key(data.get("decided_at"), data["state"], data.get("name"),
                                     [r["uuid"] for r in data.get("rejected") or []])
         if local_state == "removed" or theirs <= mine:
+            return False
+        if self.ties_keep_local and theirs[0] == mine[0]:
             return False
         name = self._name_for(data.get("name"), data.get("name_text"), data.get("decided_at")) if data["state"] == "confirmed" or \
             data.get("name") else None

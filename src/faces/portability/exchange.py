@@ -182,7 +182,7 @@ def _uuid(key: Any, where: str) -> str:
 
 def import_library(session: Session, settings, owner_id: int, document: dict) -> ImportResult:  # noqa: ANN001
     """Apply a validated export document to ``owner_id``'s library in the caller's transaction."""
-    applier = Applier(session, owner_id, origin="")
+    applier = Applier(session, owner_id, origin="", ties_keep_local=True)
     for uuid, data in sorted(document["names"].items()):
         applier.name(uuid, data)
     for data in document["marks"]:

@@ -5,8 +5,8 @@ The same records travel in the change log (clone sync) and in export files, and 
 :mod:`faces.portability.apply`. Rows are identified across servers by stable keys: faces and names and
 permissions by their ``uuid``, images by their content hash, marks by ``<content hash>:<finder>``.
 Guesses and look-alike groups are not part of a record: each server recomputes them from the confirmed names.
-Timestamps are UTC ISO 8601 strings cut to whole seconds (MariaDB keeps no fractions), floats are rounded,
-so the same row serialises to the same record on every backend.
+Timestamps are UTC ISO 8601 strings with microseconds (fixed width, so they compare as text; MariaDB keeps
+whole seconds, which only makes its decisions look a little older), floats are rounded to 4 decimals.
 """
 
 from __future__ import annotations
@@ -30,12 +30,12 @@ SYNCED_STATES = ("unnamed", "confirmed", "unknown", "ignored", "removed")
 
 
 def iso(value: datetime | None) -> str | None:
-    """``value`` as a UTC ISO 8601 string in whole seconds (naive values are taken as UTC); None stays None."""
+    """``value`` as a fixed-width UTC ISO 8601 string (naive values are taken as UTC); None stays None."""
     if value is None:
         return None
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def parse_time(text: str | None) -> datetime | None:
@@ -45,7 +45,7 @@ def parse_time(text: str | None) -> datetime | None:
     value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).replace(microsecond=0)
+    return value.astimezone(timezone.utc)
 
 
 def canonical(data: Any) -> str:

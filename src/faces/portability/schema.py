@@ -140,6 +140,23 @@ def check(entity: str, data: object, where: str) -> dict:
     if not isinstance(data, dict):
         raise InvalidRecord(f"{where}: expected an object")
     try:
-        return model.model_validate(data).model_dump(exclude_unset=True)
+        clean = model.model_validate(data).model_dump(exclude_unset=True)
     except ValidationError as exc:
         raise InvalidRecord(plain_error(exc, where)) from None
+    for key in TIME_FIELDS:
+        if clean.get(key):
+            clean[key] = normal_time(clean[key], f"{where}.{key}")
+    return clean
+
+
+TIME_FIELDS = ("decided_at", "updated_at", "processed_at", "deleted_at")
+
+
+def normal_time(text: str, where: str) -> str:
+    """``text`` in the one fixed-width UTC form records use (so that times compare as text)."""
+    from faces.portability.records import iso, parse_time
+
+    try:
+        return iso(parse_time(text))
+    except (ValueError, OverflowError):
+        raise InvalidRecord(f"{where}: not a valid date and time") from None

@@ -207,8 +207,12 @@ def _validated(body: bytes, since: int) -> dict:
         except schema.InvalidRecord as exc:
             raise SyncError(f"the peer sent an invalid change: {exc}") from None
         changed_at = entry.get("changed_at")
+        try:
+            changed_at = schema.normal_time(changed_at, f"change {i}") if isinstance(changed_at, str) else None
+        except schema.InvalidRecord:
+            changed_at = None
         clean.append({"entity": entity, "key": key, "op": op, "data": data, "origin": origin,
-                      "changed_at": changed_at if isinstance(changed_at, str) else None})
+                      "changed_at": changed_at})
     return {"server_id": server, "entries": clean, "last": answer["last"], "more": bool(answer.get("more"))}
 
 
