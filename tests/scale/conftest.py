@@ -125,6 +125,30 @@ class RedisServer:
         self.start()
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "one_backend: the test does not depend on the database backend; "
+                                       "it runs on the first backend of FACES_TEST_DATABASES only")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run this folder's ``one_backend`` tests (broker and worker failures) on the first backend only."""
+    from tests.conftest import BACKENDS
+
+    here = Path(__file__).parent
+    keep, drop = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        backend = callspec.params.get("database_url") if callspec else None
+        if (item.get_closest_marker("one_backend") and backend is not None and backend != BACKENDS[0]
+                and Path(str(item.fspath)).parent == here):
+            drop.append(item)
+        else:
+            keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 @pytest.fixture
 def redis_server(tmp_path):
     if not shutil.which("redis-server"):
