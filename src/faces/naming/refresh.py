@@ -207,8 +207,9 @@ _FINGERPRINT_SQL = (
     "(SELECT count(*) FROM names WHERE owner_id = :owner), "
     "(SELECT max(id) FROM names WHERE owner_id = :owner), "
     "(SELECT max(updated_at) FROM faces WHERE owner_id = :owner)")
-# Rows changed this long before the newest change seen are read again (transactions commit out of order).
-_DELTA_WINDOW = timedelta(seconds=10)
+# Rows changed this long before the newest change seen are read again (transactions commit out of order;
+# a longer transaction that inserts faces is caught by the count).
+_DELTA_WINDOW = timedelta(seconds=120)
 
 
 @dataclass
@@ -292,8 +293,8 @@ def _load_faces(session: Session, owner_id: int) -> _Faces:
     key = (session.get_bind().url.render_as_string(hide_password=True), owner_id)
     fingerprint, newest = _read_fingerprint(session, owner_id)
     cached = _faces_cache.get(key)
-    if cached is not None and (cached.fingerprint, cached.since) == (fingerprint, newest):
-        return cached.faces.copy()
+    # No shortcut when the fingerprint is unchanged: MariaDB keeps whole seconds, so two changes within one
+    # second look alike; the rows of the last moments are always read again (a few, through the index).
     since = _since(session, cached.since) if cached is not None else None
     if cached is not None and since is not None and fingerprint[2:] == cached.fingerprint[2:] \
             and fingerprint[0] >= cached.fingerprint[0]:
@@ -421,14 +422,14 @@ def _affected(faces: _Faces, channels, changed_rows: np.ndarray, candidate: np.n
         pos = np.searchsorted(cache.face_ids, changed_ids)
         pos = np.minimum(pos, len(cache.face_ids) - 1)
         src = pos[cache.face_ids[pos] == changed_ids]
-        cand_pos = np.searchsorted(cache.face_ids, faces.ids[cand_rows])
-        cand_pos = np.minimum(cand_pos, len(cache.face_ids) - 1)
-        in_channel = cache.face_ids[cand_pos] == faces.ids[cand_rows]
-        if not len(src) or not in_channel.any():
+        if not len(src):
             continue
+        # search every face of the channel (no copy of the large matrix), keep the candidates
         radius = tolerance * max(rules.tolerance_scale, GROUP_SCALE) + rules.margin * tolerance
-        _, hit, _ = radius_pairs(cache.prepared.take(src), cache.prepared.take(cand_pos[in_channel]), radius)
-        affected[cand_rows[in_channel][np.unique(hit)]] = True
+        _, hit, _ = radius_pairs(cache.prepared.take(src), cache.prepared, radius)
+        hit_rows = faces.rows_of(cache.face_ids[np.unique(hit)])
+        hit_rows = hit_rows[hit_rows >= 0]
+        affected[hit_rows[candidate[hit_rows]]] = True
     # the other faces of those photos (one person per photo)
     affected |= np.isin(faces.image, faces.image[affected])
     return affected & candidate
@@ -445,19 +446,28 @@ def _guess(session: Session, faces: _Faces, channels, target_rows: np.ndarray, k
     for label, (_finder, tolerance, cache) in channels.items():
         if not len(cache.face_ids):
             continue
-        kpos = np.searchsorted(cache.face_ids, faces.ids[known_rows_all])
-        kpos = np.minimum(kpos, len(cache.face_ids) - 1)
-        kin = cache.face_ids[kpos] == faces.ids[known_rows_all]
         qpos = np.searchsorted(cache.face_ids, target_ids)
         qpos = np.minimum(qpos, len(cache.face_ids) - 1)
         qin = cache.face_ids[qpos] == target_ids
+        query = cache.prepared.take(qpos[qin])
+        if len(query) * 20 < len(cache.face_ids):
+            # few faces to guess (an incremental refresh): compare with every face of the channel, no copy of
+            # the large matrix; faces that are not confirmed carry name 0, which is never a guess
+            rows = faces.rows_of(cache.face_ids)
+            names = np.where((rows >= 0) & known[np.maximum(rows, 0)], faces.name[np.maximum(rows, 0)], 0)
+            channel_inputs[label] = Channel(tolerance, cache.prepared, cache.face_ids, names, query,
+                                            np.nonzero(qin)[0])
+            continue
+        kpos = np.searchsorted(cache.face_ids, faces.ids[known_rows_all])
+        kpos = np.minimum(kpos, len(cache.face_ids) - 1)
+        kin = cache.face_ids[kpos] == faces.ids[known_rows_all]
         krows = known_rows_all[kin]
         channel_inputs[label] = Channel(
             tolerance=tolerance,
             known=cache.prepared.take(kpos[kin]),
             known_face_ids=faces.ids[krows],
             known_name_ids=faces.name[krows],
-            query=cache.prepared.take(qpos[qin]),
+            query=query,
             query_rows=np.nonzero(qin)[0],
         )
     rejected: dict[int, set[int]] = {}

@@ -38,7 +38,7 @@ class GuessRules:
     """The rules that decide whether a face gets a guess. Defaults chosen by ``benchmarks/recognition.py``."""
 
     margin: float = 0.1  # second-best name at least margin x tolerance farther than the best
-    tolerance_scale: float = 1.0  # multiplies every finder's tolerance
+    tolerance_scale: float = 0.9  # multiplies every finder's tolerance (guesses stay a little inside it)
     combine: str = "agree"
 
     def __post_init__(self) -> None:
@@ -52,7 +52,7 @@ class GuessRules:
 class Channel:
     """One finder's embeddings: the confirmed faces (``known``) and the faces to guess (``query``).
 
-    ``known_face_ids`` / ``known_name_ids`` / ``known_image_ids`` describe the rows of ``known``;
+    ``known_face_ids`` / ``known_name_ids`` describe the rows of ``known`` (name 0: not a candidate, skipped);
     ``query_rows[i]`` is the index, in the list of faces being guessed, of row ``i`` of ``query``.
     """
 
@@ -100,6 +100,9 @@ def _nearest_names(channel: Channel, rules: GuessRules, excluded_keys: np.ndarra
         return result
     faces = channel.query_rows[q]
     names = channel.known_name_ids[k]
+    if (names <= 0).any():  # rows without a confirmed name (name 0) are not candidates
+        keep = names > 0
+        faces, names, k, d, q = faces[keep], names[keep], k[keep], d[keep], q[keep]
     if len(excluded_keys):
         keep = ~np.isin(faces.astype(np.int64) * _KEY + names, excluded_keys)
         faces, names, k, d = faces[keep], names[keep], k[keep], d[keep]
