@@ -97,11 +97,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(data_dir: Path, url: str, port: int) -> subprocess.Popen:
+def start_server(data_dir: Path, url: str, port: int, workers: int = 1) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FACES_")}
     env.update(FACES_DATA_DIR=str(data_dir), FACES_DATABASE_URL=url)
     process = subprocess.Popen([sys.executable, "-c", "from faces.cli import main; main()", "serve", "--port",
-                                str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                str(port), "--workers", str(workers)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -175,6 +175,7 @@ def main() -> None:
     parser.add_argument("--faces", type=int, default=100_000, help="faces in the library (two per photo)")
     parser.add_argument("--clients", type=int, default=20, help="concurrent clients")
     parser.add_argument("--pages", type=int, default=50, help="gallery pages each client asks for")
+    parser.add_argument("--workers", type=int, default=1, help="faces serve --workers")
     parser.add_argument("--database-url", default="", help="an empty database (default: SQLite in a temp dir)")
     args = parser.parse_args()
 
@@ -186,14 +187,14 @@ def main() -> None:
         print(f"library: {args.faces} faces in {args.faces // 2} photos, built in "
               f"{time.perf_counter() - started:.1f} s ({re.sub(r'//[^@]*@', '//', url.split('?')[0])})")
         port = free_port()
-        server = start_server(data_dir, url, port)
+        server = start_server(data_dir, url, port, args.workers)
         try:
             results = asyncio.run(run_load(f"http://127.0.0.1:{port}", args.clients, args.pages))
         finally:
             server.terminate()
             server.wait(timeout=30)
     seen = int(results.pop("_seen")[0][0])
-    print(f"{args.clients} clients x {args.pages} requests each, on loopback, "
+    print(f"{args.clients} clients x {args.pages} requests each, {args.workers} server process(es), on loopback, "
           f"{os.cpu_count()} CPU cores shared by clients and server ({seen} photos paged)")
     print(f"{'':38} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'req/s':>8}")
     rows = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import os
 import sys
 from typing import Optional
 
@@ -32,6 +33,9 @@ def serve(
     port: Optional[int] = typer.Option(None, "--port", help="Port to listen on (default 8000)."),
     proxy_headers: bool = typer.Option(False, "--proxy-headers",
                                        help="Trust X-Forwarded-* from the reverse proxy at 127.0.0.1 (for https)."),
+    workers: int = typer.Option(1, "--workers", min=1, max=64,
+                                help="Web server processes (more serve more people at once; login rate limits "
+                                     "then count per process)."),
 ) -> None:
     """Run the web page and its JSON API (FastAPI on uvicorn)."""
     import uvicorn
@@ -53,9 +57,16 @@ def serve(
                    f"with the password: {password}\n  Change it with: faces user passwd {username}")
     typer.echo(f"faces is running at {url} (data in {settings.data_dir.resolve()}); Ctrl+C stops it.", err=True)
     sys.stdout.flush()
-    app = create_app(settings, store)
-    uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=proxy_headers,
-                forwarded_allow_ips="127.0.0.1" if proxy_headers else None, server_header=False)
+    options = dict(host=host, port=port, log_level="warning", proxy_headers=proxy_headers,
+                   forwarded_allow_ips="127.0.0.1" if proxy_headers else None, server_header=False)
+    if workers > 1:
+        # each worker process builds its own app from the environment: pass the data directory on
+        os.environ["FACES_DATA_DIR"] = str(settings.data_dir.resolve())
+        settings.get_secret_key()  # created once here, so that every worker signs sessions with the same key
+        store.dispose()
+        uvicorn.run("faces.web.app:create_app_from_env", factory=True, workers=workers, **options)
+        return
+    uvicorn.run(create_app(settings, store), **options)
 
 
 @user_app.command("add")

@@ -112,3 +112,14 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.add_middleware(SessionMiddleware, codec=codec)
     return app
+
+
+def create_app_from_env() -> FastAPI:
+    """The app for ``settings`` from the environment (``FACES_*``): the factory each worker process of
+    ``faces serve --workers N`` calls."""
+    from faces.config import load_settings
+    from faces.logs import setup_logging
+
+    settings = load_settings()
+    setup_logging(settings.ensure_data_dir(), settings.log_level)
+    return create_app(settings)

@@ -236,11 +236,15 @@ def render(request: Request, template: str, user: User | None = None, status_cod
     from faces.web.routes import nav_links
 
     state = web_state(request)
+    registration_open = state.settings.registration_open
+    if user is None:
+        with state.store.session() as db:
+            registration_open = settings_for(db, state).registration_open
     context.update(
         user=user,
         nav=nav_links(user),
         csrf_token=csrf_token(request),
-        registration_open=state.settings.registration_open,
+        registration_open=registration_open,
         current_path=request.url.path,
     )
     return state.templates.TemplateResponse(request, template, context, status_code=status_code)

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from faces.store.models import User
 from faces.web.auth import AccountError, authenticate, create_user, set_password, verify_password
 from faces.web.deps import AdminUser, CurrentUser, DbSession, LoggedInUser, State, csrf_token, login_session
-from faces.web.deps import logout_session, render
+from faces.web.deps import logout_session, render, settings_for
 
 router = APIRouter()
 
@@ -75,10 +75,10 @@ def login_page(request: Request, user: CurrentUser, state: State, next: str | No
 
 
 @router.get("/register", include_in_schema=False)
-def register_page(request: Request, user: CurrentUser, state: State):
+def register_page(request: Request, user: CurrentUser, state: State, db: DbSession):
     if user is not None:
         return RedirectResponse("/", status_code=303)
-    if not state.settings.registration_open:
+    if not settings_for(db, state).registration_open:
         return RedirectResponse("/login", status_code=303)
     return render(request, "login.html", None, next="/", mode="register")
 
@@ -121,7 +121,7 @@ def logout(request: Request, state: State) -> SessionOut:
 @router.post("/api/register", response_model=SessionOut, status_code=201, tags=["accounts"])
 def register(body: RegisterIn, request: Request, db: DbSession, state: State) -> SessionOut:
     """Create an account and log in (only when the server's registration is open)."""
-    if not state.settings.registration_open:
+    if not settings_for(db, state).registration_open:
         raise HTTPException(403, "Registration is closed on this server. Ask the administrator for an account.")
     try:
         user = create_user(db, body.username, body.password, display_name=body.display_name.strip())

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from faces.portability import exchange, records
 from faces.portability import sync as portability_sync
-from faces.web.deps import CurrentUser, DbSession, LoggedInUser, State, render, settings_for
+from faces.web.deps import AdminUser, CurrentUser, DbSession, LoggedInUser, State, render, settings_for
 
 router = APIRouter(tags=["sync"])
 
@@ -119,3 +119,12 @@ def import_file(state: State, user: LoggedInUser, file: UploadFile = File(...)) 
     except exchange.ImportRefused as exc:
         raise HTTPException(422, f"This file was not imported, nothing changed: {exc}") from None
     return result.as_dict()
+
+
+@router.get("/api/admin/sync")
+def admin_sync_state(db: DbSession, state: State, _admin: AdminUser) -> dict:
+    """Every library's clone sync state, for the admin page."""
+    result = portability_sync.sync_state(db)
+    result["server_id"] = records.server_id(state.settings.data_dir)
+    result["interval"] = settings_for(db, state).sync_interval
+    return result
