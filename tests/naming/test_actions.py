@@ -232,3 +232,12 @@ def test_incremental_refresh_agrees_with_a_full_recompute(lib):
         with lib.store.session() as s:
             refresh_guesses(s, lib.settings, lib.owner)
         assert {k: v[:3] for k, v in state(lib).items()} == incremental, action.__name__
+
+
+def test_faces_loaded_in_the_session_see_the_new_guesses(lib):
+    with lib.store.session() as s:
+        loaded = s.get(Face, lib.ann[1])
+        assert loaded.guess_name_id is None
+        actions.set_name(s, lib.settings, lib.owner, lib.owner, lib.ann[0], "Ann")
+        assert loaded.state == FaceState.GUESSED
+        assert s.get(Name, loaded.guess_name_id).name == "Ann"

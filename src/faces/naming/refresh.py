@@ -397,6 +397,11 @@ def _write(session: Session, faces: _Faces, updates: dict[int, dict], now: datet
         statement = update(table).where(table.c.id == bindparam("b_id")).values(
             {c: bindparam(c) for c in columns})
         connection.execute(statement, params)
+    # Face objects already loaded in this session read the new values on next access.
+    written = {int(faces.ids[row]) for row in updates}
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, Face) and obj.id in written:
+            session.expire(obj)
 
 
 def _affected(faces: _Faces, channels, changed_rows: np.ndarray, candidate: np.ndarray, known: np.ndarray,
