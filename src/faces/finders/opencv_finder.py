@@ -19,6 +19,9 @@ How one image is looked at (measured on ../shared/data, see the project README):
 * Each face is aligned to SFace's 112x112 template from its landmarks on the decoded pixels; a big face is first
   reduced (area averaging) until its eyes are at most 70 px apart, which brings photos of one person closer
   together than aligning from the full-size pixels.
+* A face whose embedding is weak (``QUALITY_NORM``) was misread: YuNet also reports sideways and upside-down
+  faces, with landmarks placed as if upright. It is cut out and tried turned; if no turn gives a strong
+  embedding it is left out (on ../shared/data this drops only non-faces).
 """
 
 from __future__ import annotations
@@ -269,8 +272,9 @@ def _strong(vector: np.ndarray) -> bool:
 def align_face(pixels: np.ndarray, points: np.ndarray) -> np.ndarray:
     """The 112x112 crop of the face with 5 landmarks ``points`` (x, y) on ``pixels``, as SFace expects it.
 
-    The same similarity transform as OpenCV's ``FaceRecognizerSF.alignCrop``; a face whose eyes are more than
-    ``ALIGN_EYE_DISTANCE`` apart is first cut out and reduced with area averaging (less aliasing).
+    The same similarity transform as OpenCV's ``FaceRecognizerSF.alignCrop`` (done here because creating a
+    ``FaceRecognizerSF`` just to align would load SFace a second time, 60-75 MB per process); a face whose eyes
+    are more than ``ALIGN_EYE_DISTANCE`` apart is first cut out and reduced with area averaging (less aliasing).
     """
     points = np.asarray(points, np.float64).reshape(5, 2)
     eyes = float(np.linalg.norm(points[0] - points[1]))
