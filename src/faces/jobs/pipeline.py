@@ -343,8 +343,7 @@ def run_detection(store: Store, settings: Settings, owner_id: int,
                 from faces.jobs.distributed import detect_with_celery
 
                 # Celery workers write the results; this run holds the lock, waits and keeps the progress.
-                detect_with_celery(store, settings, owner_id, names, work, max_sides, handle, summary,
-                                   lambda image_id, path: _image_done(image_id, path))
+                detect_with_celery(store, settings, owner_id, names, work, max_sides, handle, summary, _image_done)
                 continue
             if pool is None:
                 count = max(1, min(workers or settings.worker_count, len(work)))
@@ -432,14 +431,15 @@ def _write_result(store: Store, owner_id: int, result: DetectResult, order: Sequ
     had_error = False
     new_embeddings = 0
     with store.session() as session:
-        if holder is not None and session.scalar(
-                select(RunLock.holder).where(RunLock.owner_id == owner_id)) != holder:
-            return False  # the run that asked for this is over (or dead): the next run enqueues again
         # Lock the image row so that two writers (a run that lost its lock, say) never both add faces.
+        # (First statement: on MariaDB, plain reads after it see what the writer before us committed.)
         image = session.scalar(select(Image).where(Image.id == result.image_id, Image.owner_id == owner_id)
                                .with_for_update())
         if image is None:
             return False  # deleted while we looked at it
+        if holder is not None and session.scalar(
+                select(RunLock.holder).where(RunLock.owner_id == owner_id)) != holder:
+            return False  # the run that asked for this is over (or dead): the next run enqueues again
         rows = {r.finder: r for r in session.scalars(select(ImageFinder).where(ImageFinder.image_id == image.id))}
         if result.media_code is not None:
             image.error_code, image.error = result.media_code, result.media_error
