@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 from typer.testing import CliRunner
 
@@ -10,6 +11,8 @@ from faces.cli import app
 
 
 def test_user_commands_create_list_and_change_passwords(settings, store, tmp_path, monkeypatch):
+    for key in [k for k in os.environ if k.startswith("FACES_")]:  # test-run variables are not settings
+        monkeypatch.delenv(key)
     monkeypatch.setenv("FACES_DATABASE_URL", settings.resolved_database_url)
     runner = CliRunner()
     base = ["--data-dir", str(settings.data_dir)]
