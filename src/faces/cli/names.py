@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from sqlalchemy import case, func, select
+from sqlalchemy import func, select
 
 from faces.cli import context
 
