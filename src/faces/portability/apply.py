@@ -72,6 +72,11 @@ class Applier:
         self.result = ApplyResult()
         self._deleted_at = self._library_deleted_at()
         self._maybe_unused: set[int] = set()  # names that may have lost their last face
+        self._image_ids: dict[str, int] | None = None  # content hash -> image id, loaded on first use
+        self._with_faces: set[int] | None = None  # images that have faces
+        self._faces: dict[str, Face] = {}  # prefetched faces by uuid
+        self._absent: set[str] = set()  # prefetched uuids that have no face here
+        self._touched: list[Face] = []  # changed faces (ids known after the next flush)
 
     # --- helpers --------------------------------------------------------------------------------------------
 
@@ -91,9 +96,22 @@ class Applier:
         """Was a record changed before this library was deleted (so it must not bring rows back)?"""
         return bool(self._deleted_at and changed_at and changed_at < self._deleted_at)
 
-    def _image(self, content_hash: str) -> Image | None:
-        return self.session.scalar(select(Image).where(Image.owner_id == self.owner_id,
-                                                       Image.content_hash == content_hash))
+    def _image_id(self, content_hash: str) -> int | None:
+        if self._image_ids is None:
+            self._image_ids = dict(self.session.execute(select(Image.content_hash, Image.id).where(
+                Image.owner_id == self.owner_id)).all())
+            self._with_faces = set(self.session.scalars(select(Face.image_id).where(
+                Face.owner_id == self.owner_id).distinct()))
+        return self._image_ids.get(content_hash)
+
+    def prefetch_faces(self, uuids: list[str]) -> None:
+        """Load the faces of many uuids at once (an import), so that :meth:`face` asks the database less."""
+        for start in range(0, len(uuids), 500):
+            chunk = uuids[start:start + 500]
+            found = self.session.scalars(select(Face).where(Face.uuid.in_(chunk))
+                                         .options(selectinload(Face.embeddings))).all()
+            self._faces.update((f.uuid, f) for f in found)
+            self._absent.update(set(chunk) - {f.uuid for f in found})
 
     def _park(self, content_hash: str, kind: str, key: str, data: dict | None) -> None:
         row = self.session.scalar(select(PendingImport).where(PendingImport.owner_id == self.owner_id,
@@ -197,24 +215,31 @@ class Applier:
         """Apply a face record; returns the local face (None when parked or skipped)."""
         self._note("face", uuid, data)
         s = self.session
-        face = s.scalar(select(Face).where(Face.uuid == uuid).options(selectinload(Face.embeddings)))
+        if uuid in self._absent:
+            face = None
+        else:
+            face = self._faces.get(uuid) or s.scalar(select(Face).where(Face.uuid == uuid)
+                                                    .options(selectinload(Face.embeddings)))
         if face is not None and face.owner_id != self.owner_id:
             self.result.skipped += 1
             return None
         take_geometry = False
+        created = False
         if face is None:
-            image = self._image(data["image"])
-            if image is None:
+            image_id = self._image_id(data["image"])
+            if image_id is None:
                 self._park(data["image"], "faces", uuid, data)
                 return None
-            face = self._match(image, data["box"])
+            face = self._match(image_id, data["box"]) if image_id in self._with_faces else None
             if face is None:
-                face = Face(uuid=uuid, owner_id=self.owner_id, image_id=image.id, x=0, y=0, w=0, h=0,
+                face = Face(uuid=uuid, owner_id=self.owner_id, image_id=image_id, x=0, y=0, w=0, h=0,
                             source=data.get("source") or "import", state=FaceState.UNNAMED)
                 s.add(face)
-                take_geometry = True
+                self._with_faces.add(image_id)
+                take_geometry = created = True
             elif uuid < face.uuid:
                 changes._pending(s).face_tombs[face.uuid] = self.owner_id
+                self._faces.pop(face.uuid, None)
                 face.uuid = uuid
                 take_geometry = True
         else:
@@ -228,19 +253,24 @@ class Applier:
             face.landmarks = data.get("landmarks")
             changed = True
         changed |= self._embeddings(face, data.get("embeddings") or {})
-        s.flush()
-        if self._decision(face, data):
+        if not created:
+            s.flush()
+        self._absent.discard(uuid)
+        self._faces[face.uuid] = face
+        if self._decision(face, data, created):
             changed = True
         if changed:
             face.updated_at = utcnow()
             self.result.faces += 1
-            self.result.touched_faces.add(face.id)
+            self._touched.append(face)
         return face
 
-    def _match(self, image: Image, box: list[int]) -> Face | None:
+    def _match(self, image_id: int, box: list[int]) -> Face | None:
         best = None
-        for face in self.session.scalars(select(Face).where(Face.image_id == image.id)
-                                         .options(selectinload(Face.embeddings))):
+        with self.session.no_autoflush:  # faces made by this same import are other faces of the file
+            faces = self.session.scalars(select(Face).where(Face.image_id == image_id)
+                                         .options(selectinload(Face.embeddings))).all()
+        for face in faces:
             if same_face(box, face.box):
                 overlap = iou(box, face.box)
                 if best is None or overlap > best[0]:
@@ -268,16 +298,23 @@ class Applier:
     def _decision_key(decided_at: str | None, state: str, name: str | None, rejected: list[str]) -> tuple:
         return (decided_at or "", records.canonical([state, name, sorted(rejected)]))
 
-    def _decision(self, face: Face, data: dict) -> bool:
+    def _decision(self, face: Face, data: dict, created: bool = False) -> bool:
         s = self.session
-        local_rejected = s.execute(select(Name.uuid).join(RejectedName, RejectedName.name_id == Name.id)
-                                   .where(RejectedName.face_id == face.id)).scalars().all()
-        local_state = records.state_of(face) if face.id is not None else "unnamed"
-        local_name = face.name.uuid if face.name_id is not None and face.name is not None else None
-        mine = self._decision_key(records.iso(face.decided_at), local_state, local_name, list(local_rejected))
+        if created:
+            mine = self._decision_key(None, "unnamed", None, [])
+            if data["state"] == "unnamed" and not data.get("decided_at") and not data.get("rejected"):
+                return False
+        else:
+            local_rejected = s.execute(select(Name.uuid).join(RejectedName, RejectedName.name_id == Name.id)
+                                       .where(RejectedName.face_id == face.id)).scalars().all()
+            local_state = records.state_of(face)
+            local_name = face.name.uuid if face.name_id is not None and face.name is not None else None
+            mine = self._decision_key(records.iso(face.decided_at), local_state, local_name, list(local_rejected))
+            if local_state == "removed":
+                return False
         theirs = self._decision_key(data.get("decided_at"), data["state"], data.get("name"),
                                     [r["uuid"] for r in data.get("rejected") or []])
-        if local_state == "removed" or theirs <= mine:
+        if theirs <= mine:
             return False
         if self.ties_keep_local and theirs[0] == mine[0]:
             return False
@@ -294,13 +331,15 @@ class Applier:
             face.cluster_id = None
         face.decided_at = records.parse_time(data.get("decided_at"))
         face.decided_by = None
-        s.flush()
+        if data.get("rejected") or not created:
+            s.flush()
         wanted = []
         for item in data.get("rejected") or []:
             rejected = self._name_for(item.get("uuid"), item.get("name"))
             if rejected is not None:
                 wanted.append(rejected.id)
-        have = {r.name_id: r for r in s.scalars(select(RejectedName).where(RejectedName.face_id == face.id))}
+        have = {} if created else {r.name_id: r for r in s.scalars(select(RejectedName).where(
+            RejectedName.face_id == face.id))}
         for name_id, row in have.items():
             if name_id not in wanted:
                 s.delete(row)
@@ -321,6 +360,7 @@ class Applier:
             self.result.named_images.add(face.image_id)
         self.session.execute(update(Face).where(Face.guess_anchor_face_id == face.id)
                              .values(guess_anchor_face_id=None))
+        self._faces.pop(uuid, None)
         self.session.delete(face)
         self.session.flush()
         self.result.deleted += 1
@@ -337,14 +377,14 @@ class Applier:
     def mark(self, data: dict) -> None:
         key = records.mark_key(data["image"], data["finder"])
         self._note("image_mark", key, data)
-        image = self._image(data["image"])
-        if image is None:
+        image_id = self._image_id(data["image"])
+        if image_id is None:
             self._park(data["image"], "marks", data["finder"], data)
             return
-        row = self.session.get(ImageFinder, (image.id, data["finder"]))
+        row = self.session.get(ImageFinder, (image_id, data["finder"]))
         theirs = (_RANK.get(data["status"], 0), data.get("processed_at") or "")
         if row is None:
-            row = ImageFinder(image_id=image.id, finder=data["finder"], status=FinderStatus.PENDING)
+            row = ImageFinder(image_id=image_id, finder=data["finder"], status=FinderStatus.PENDING)
             self.session.add(row)
             mine = (0, "")
         else:
@@ -406,6 +446,7 @@ class Applier:
         self._note("library", "library", data)
         self.session.info[changes.LIBRARY_DATA] = data
         delete_library_faces(self.session, self.owner_id, settings)
+        self._faces, self._absent, self._image_ids, self._with_faces = {}, set(), None, None
         self._deleted_at = data["deleted_at"]
         self.result.deleted += 1
 
@@ -436,6 +477,8 @@ class Applier:
         from faces.naming.refresh import refresh_guesses
 
         self.session.flush()
+        self.result.touched_faces.update(f.id for f in self._touched if f.id is not None)
+        self._touched.clear()
         for name_id in sorted(self._maybe_unused):
             name = self.session.get(Name, name_id)
             if name is not None and name.owner_id == self.owner_id:

@@ -274,10 +274,12 @@ def _write_entries(session: Session, p: _Pending, applied: dict) -> None:
             add(owner_id, "name", uuid, "delete", None)
 
     live_faces = records.load_faces(session, sorted(p.faces))
+    rejected = records.rejected_names(session, [face.id for face, _ in live_faces])
     live_uuids = set()
     for face, content_hash in live_faces:
         live_uuids.add(face.uuid)
-        add(face.owner_id, "face", face.uuid, "upsert", records.face_record(session, face, content_hash))
+        add(face.owner_id, "face", face.uuid, "upsert",
+            records.face_record(session, face, content_hash, rejected.get(face.id, [])))
     for uuid, owner_id in sorted(p.face_tombs.items()):
         if owner_id in gone or uuid in live_uuids:
             continue

@@ -83,8 +83,10 @@ def export_library(session: Session, owner_id: int, server: str) -> dict:
     names = {n.uuid: records.name_record(session, n)
              for n in session.scalars(select(Name).where(Name.owner_id == owner_id).order_by(Name.uuid))}
     face_ids = session.scalars(select(Face.id).where(Face.owner_id == owner_id).order_by(Face.id)).all()
-    faces = {face.uuid: records.face_record(session, face, content_hash)
-             for face, content_hash in records.load_faces(session, list(face_ids))}
+    loaded = records.load_faces(session, list(face_ids))
+    rejected = records.rejected_names(session, [face.id for face, _ in loaded])
+    faces = {face.uuid: records.face_record(session, face, content_hash, rejected.get(face.id, []))
+             for face, content_hash in loaded}
     marks = []
     for row in session.scalars(select(ImageFinder).where(ImageFinder.image_id.in_(select(Image.id).where(
             Image.owner_id == owner_id))).order_by(ImageFinder.image_id, ImageFinder.finder)):
@@ -187,6 +189,7 @@ def import_library(session: Session, settings, owner_id: int, document: dict) ->
         applier.name(uuid, data)
     for data in document["marks"]:
         applier.mark(data)
+    applier.prefetch_faces(list(document["faces"]))
     for uuid, data in sorted(document["faces"].items()):
         applier.face(uuid, data)
     for uuid, data in sorted(document["permissions"].items()):

@@ -74,14 +74,28 @@ def state_of(face: Face) -> str:
     return "unnamed" if state == "guessed" else state
 
 
-def face_record(session: Session, face: Face, content_hash: str | None = None) -> dict:
-    """The portable record of ``face`` (its image by content hash, names by uuid and text)."""
+def rejected_names(session: Session, face_ids: list[int]) -> dict[int, list[tuple[str, str]]]:
+    """face id -> its rejected names as sorted ``(uuid, text)`` pairs, for many faces in few queries."""
+    out: dict[int, list[tuple[str, str]]] = {}
+    for start in range(0, len(face_ids), 500):
+        rows = session.execute(select(RejectedName.face_id, Name.uuid, Name.name)
+                               .join(Name, RejectedName.name_id == Name.id)
+                               .where(RejectedName.face_id.in_(face_ids[start:start + 500]))).all()
+        for face_id, uuid, text in rows:
+            out.setdefault(face_id, []).append((uuid, text))
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def face_record(session: Session, face: Face, content_hash: str | None = None,
+                rejected: list[tuple[str, str]] | None = None) -> dict:
+    """The portable record of ``face`` (its image by content hash, names by uuid and text); ``rejected``
+    (from :func:`rejected_names`) saves a query."""
     if content_hash is None:
         content_hash = session.scalar(select(Image.content_hash).where(Image.id == face.image_id))
     state = state_of(face)
     name = face.name if state == "confirmed" or face.name_id is not None else None
-    rejected = session.execute(select(Name.uuid, Name.name).join(RejectedName, RejectedName.name_id == Name.id)
-                               .where(RejectedName.face_id == face.id).order_by(Name.uuid)).all()
+    if rejected is None:
+        rejected = rejected_names(session, [face.id]).get(face.id, [])
     return {
         "image": content_hash,
         "box": [int(face.x), int(face.y), int(face.w), int(face.h)],
