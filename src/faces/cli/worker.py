@@ -29,8 +29,7 @@ def worker(
     settings = context.settings()
     if concurrency is not None and concurrency < 1:
         context.fail("--concurrency must be at least 1")
-    store = context.store()  # migrates the database once, before the pool starts
-    store.dispose()
+    _migrate(settings)
     if not settings.database_url:
         typer.echo(f"note: this worker uses the SQLite file in {settings.data_dir}; workers on other machines "
                    "need a shared database (database_url)", err=True)
@@ -40,6 +39,27 @@ def worker(
     app.worker_main(["worker", f"--concurrency={concurrency or settings.worker_count}", f"--loglevel={loglevel}",
                      f"--queues={settings.task_queue}", f"--hostname={node}", "--without-gossip",
                      "--without-mingle", "--pool=prefork"])
+
+
+def _migrate(settings) -> None:  # noqa: ANN001 - faces.config.Settings
+    """Bring the database schema up to date once, before the pool starts (workers starting together on a new
+    database race to create it: the losers wait and look again)."""
+    import random
+    import time
+
+    from faces.store.db import open_store
+
+    for attempt in range(5):
+        try:
+            open_store(settings).dispose()
+            return
+        except Exception as exc:  # noqa: BLE001 - any connection problem becomes one clear line
+            if attempt == 4:
+                from sqlalchemy.engine import make_url
+
+                shown = make_url(settings.resolved_database_url).render_as_string(hide_password=True)
+                context.fail(f"cannot open the database {shown!r}: {exc}")
+            time.sleep(1 + random.random() * 2)
 
 
 def register(app: typer.Typer) -> None:
