@@ -44,3 +44,48 @@ def test_a_task_delivered_twice_writes_its_faces_once(store, settings, data_root
     assert _counts(store) == (found, found)
     with store.session() as s:
         assert s.get(ImageFinder, (image_id, "opencv")).status == FinderStatus.DONE
+
+
+def test_a_batch_that_lost_its_worker_goes_on_one_image_per_task_and_a_twice_fatal_image_is_an_error(
+        store, settings, data_root):
+    import uuid
+
+    from faces.jobs.celery_app import TASK_NAME, configure_worker, make_celery
+
+    settings.broker_url = "redis://127.0.0.1:6379/0"
+    settings.task_queue = f"faces-test-{uuid.uuid4().hex[:10]}"
+    with store.session() as session:
+        owner_id = resolve_owner(session, None).id
+    scenes = data_root / "faceapi_bbt" / "scenes"
+    ids = add_images(store, settings, owner_id, [scenes / "bbt2.jpg", scenes / "bbt3.jpg"], finders=["opencv"]).added
+    with store.session() as session:
+        items = [{"id": i, "path": session.get(Image, i).path, "finders": ["opencv"], "max_side": 1600} for i in ids]
+    configure_worker(settings)
+    app = make_celery(settings)
+    handle = run_lock.acquire(store, owner_id)
+    try:
+        payload = {"owner_id": owner_id, "holder": handle.holder, "order": ["opencv"], "lost": 0,
+                   "finders": {"opencv": settings.finders["opencv"].__dict__}, "max_pixels": 10**8, "images": items}
+        # delivered again after its worker died once (Celery counts the loss in ``retries``): split, nothing run
+        app.tasks[TASK_NAME].apply(args=[payload], retries=1)
+        sent = []
+        with app.connection_for_read() as conn:
+            channel = conn.default_channel
+            while (message := channel.basic_get(settings.task_queue, no_ack=True)) is not None:
+                sent.append(message.decode()[0][0])
+        assert sorted(p["images"][0]["id"] for p in sent) == sorted(ids)
+        assert all(len(p["images"]) == 1 and p["lost"] == 1 for p in sent)
+        assert _counts(store) == (0, 0)
+        # one of those lost its worker again: that image gets an error, the other one is processed
+        app.tasks[TASK_NAME].apply(args=[sent[0]], retries=1)
+        app.tasks[TASK_NAME].apply(args=[sent[1]], retries=0)
+    finally:
+        handle.release()
+        app.close()
+    with store.session() as s:
+        failed = s.get(ImageFinder, (sent[0]["images"][0]["id"], "opencv"))
+        done = s.get(ImageFinder, (sent[1]["images"][0]["id"], "opencv"))
+        assert failed.status == FinderStatus.ERROR and "stopped twice" in failed.error
+        assert done.status == FinderStatus.DONE
+        assert s.scalar(select(func.count(Face.id)).where(Face.image_id == failed.image_id)) == 0
+        assert s.scalar(select(func.count(Face.id)).where(Face.image_id == done.image_id)) > 0

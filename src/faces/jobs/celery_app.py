@@ -82,8 +82,9 @@ def _preload(**_kwargs) -> None:
 def _store():
     from faces.store.db import Store
 
-    if _state["pid"] != os.getpid() or _state["store"] is None:
-        _state["store"] = Store(_state["settings"].resolved_database_url, run_migrations=False)
+    url = _state["settings"].resolved_database_url
+    if _state["pid"] != os.getpid() or _state["store"] is None or _state["store"].url != url:
+        _state["store"] = Store(url, run_migrations=False)  # never a connection inherited through fork
         _state["pid"] = os.getpid()
     return _state["store"]
 
@@ -127,7 +128,7 @@ def _detect_batch(task, payload: dict) -> int:
         # a worker died on this batch: go on one image per task, so that only the culprit can fail
         for item in images:
             task.app.send_task(TASK_NAME, args=[payload | {"images": [item], "lost": lost}],
-                               queue=settings.task_queue, time_limit=task.request.timelimit[1] or None)
+                               queue=settings.task_queue, time_limit=(task.request.timelimit or (None,))[0])
         log.warning("a worker stopped while processing a batch of %d images; sent them again one by one",
                     len(images))
         return 0
