@@ -1,7 +1,7 @@
 // The gallery: photos newest first with endless scrolling, zoom, frames, naming in place, full size view,
 // uploads with progress, detection progress. Also drives the search page and a person's page.
 import {api, upload} from "./api.js";
-import {clear, debounce, el, formatDate, plural, toast} from "./ui.js";
+import {clear, debounce, el, formatDate, icon, plural, toast} from "./ui.js";
 import {closeEditor, openEditor, renderFrames} from "./frames.js";
 import {nameInput} from "./suggest.js";
 
@@ -242,7 +242,7 @@ function showEmpty() {
   if (!none) return;
   clear(emptyBox);
   if (PAGE === "gallery") {
-    emptyBox.append(el("span", {class: "emoji"}, "📷"), el("h2", {}, "No photos yet"),
+    emptyBox.append(el("span", {class: "emoji"}, icon("camera")), el("h2", {}, "No photos yet"),
       el("p", {}, "Drop photos anywhere on this page, or use the Upload button. Faces are found by themselves."),
       el("button", {type: "button", class: "btn primary", onclick: () => fileInput.click()}, "Upload photos"));
   } else if (PAGE === "person") {
@@ -388,12 +388,12 @@ function showDetection(status) {
   if (!pill) return;
   clear(pill);
   pill.className = "pill";
-  if (status.running) {
+  if (status.running && (status.total > 0 || status.phase)) {
     pill.classList.add("running");
     const share = status.total ? Math.round((status.done / status.total) * 100) : 0;
     pill.append(el("span", {class: "spinner"}),
-      status.total ? `Detection is running: ${status.done} of ${status.total}` : "Detection is running",
-      status.total ? el("span", {class: "bar"}, el("i", {style: {width: `${share}%`}})) : null);
+      status.total ? `Detection is running: ${status.done} of ${status.total}` : "Detection is running");
+    if (status.total) pill.append(el("span", {class: "bar"}, el("i", {style: {width: `${share}%`}})));
     pill.hidden = false;
   } else if (status.error) {
     pill.classList.add("error");
@@ -582,7 +582,7 @@ function setupSearch() {
   if (query.toString()) run();
   else {
     emptyBox.hidden = false;
-    emptyBox.replaceChildren(el("span", {class: "emoji"}, "🔎"), el("h2", {}, "Find photos"),
+    emptyBox.replaceChildren(el("span", {class: "emoji"}, icon("search")), el("h2", {}, "Find photos"),
       el("p", {}, "Pick people (photos with all of them, or with any of them) and a date range, then search."));
   }
 }
