@@ -3,7 +3,9 @@
 For each configuration, a fresh database, then `faces scan --json` of the same photos (opencv finder by default):
 - in-process executor with 1 and with 2 worker processes (`--workers N`);
 - celery executor with 1 and with 2 `faces worker -c 1` processes (started and ready before the scan; their
-  model loading is not timed, as a long-running worker pays it once).
+  model loading is not timed, as a long-running worker pays it once, while the in-process executor starts its
+  worker processes and loads the models in every run).
+The configurations alternate, ``--repeat`` times; the fastest run of each counts.
 It prints the detection time of the run (the summary's `seconds`: from taking the lock to the guesses, the
 adding of files excluded), images/s, the ratio to the in-process executor with as many processes, and the
 overhead per image of going through the queue: for one worker process, (run time - the sum of the task
@@ -12,7 +14,7 @@ per-image status reads, not detection.
 
 Usage (from the project root, venv active; Redis or RabbitMQ running):
     python benchmarks/workers.py [--data ../shared/data] [--count 40] [--finders opencv]
-        [--broker redis://127.0.0.1:6379/0] [--database-url postgresql+psycopg://postgres@127.0.0.1:5432/test]
+        [--repeat 2] [--broker redis://127.0.0.1:6379/0] [--database-url postgresql+psycopg://postgres@127.0.0.1:5432/test]
 
 With --database-url the benchmark creates (and drops) a database of its own next to the one named.
 The machine has 2 cores shared with other work: compare the ratios of one run, not absolute numbers.
@@ -130,6 +132,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=40)
     parser.add_argument("--finders", default="opencv")
     parser.add_argument("--broker", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--repeat", type=int, default=2, help="runs of each configuration (the fastest counts)")
     parser.add_argument("--database-url", default=None, help="a PostgreSQL or MariaDB server URL (default: SQLite)")
     args = parser.parse_args()
     finders = [f.strip() for f in args.finders.split(",") if f.strip()]
@@ -142,17 +145,16 @@ def main() -> None:
         for i, photo in enumerate(photos):
             (folder / f"{i:03d}_{photo.name}").symlink_to(photo)
         dbs = Database(args.database_url, tmp)
-        rows = []
+        runs = []
         try:
-            for n in (1, 2):
-                label = f"inprocess{n}"
+            for r, n in ((r, n) for r in range(args.repeat) for n in (1, 2)):
+                label = f"inprocess{n}-{r}"
                 env = env_for(tmp / label, dbs.new(label), finders)
                 summary = scan(env, folder, workers=n)
-                rows.append(("in-process", n, summary, None))
-            for n in (1, 2):
-                label = f"celery{n}"
+                runs.append(("in-process", n, summary, None))
+                label = f"celery{n}-{r}"
                 env = env_for(tmp / label, dbs.new(label), finders, FACES_EXECUTOR="celery",
-                              FACES_BROKER_URL=args.broker, FACES_TASK_QUEUE=f"{queue}-{n}")
+                              FACES_BROKER_URL=args.broker, FACES_TASK_QUEUE=f"{queue}-{n}-{r}")
                 (tmp / label).mkdir(parents=True, exist_ok=True)
                 workers = start_workers(n, env, tmp / label)
                 try:
@@ -165,11 +167,15 @@ def main() -> None:
                             proc.wait(timeout=30)
                         except subprocess.TimeoutExpired:
                             proc.kill()
-                rows.append(("celery", n, summary, sum(task_seconds(log) for _, log in workers)))
+                runs.append(("celery", n, summary, sum(task_seconds(log) for _, log in workers)))
         finally:
             dbs.drop_all()
+    rows = []  # the fastest of the repeats of each configuration
+    for kind, n in (("in-process", 1), ("in-process", 2), ("celery", 1), ("celery", 2)):
+        rows.append(min((run for run in runs if run[:2] == (kind, n)), key=lambda run: run[2]["seconds"]))
     backend = "SQLite" if not args.database_url else args.database_url.split(":")[0]
-    print(f"{len(photos)} photos, finders {','.join(finders)}, database {backend}, broker {args.broker.split(':')[0]}")
+    print(f"{len(photos)} photos, finders {','.join(finders)}, database {backend}, broker {args.broker.split(':')[0]}, "
+          f"fastest of {args.repeat} runs each")
     print(f"{'executor':<12}{'processes':>10}{'images':>8}{'faces':>7}{'seconds':>9}{'images/s':>10}{'vs in-process':>15}")
     base = {n: s["seconds"] for kind, n, s, _ in rows if kind == "in-process"}
     for kind, n, s, _ in rows:
