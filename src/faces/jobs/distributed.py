@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 8  # images per task at most (small runs use fewer, so that every worker gets some)
 MAX_IN_FLIGHT = 128  # batches sent and not finished at once (a huge scan does not flood the broker)
 POLL_SECONDS = 0.5
+IDLE_WARNING_SECONDS = 60.0  # nothing finished for this long: the log asks whether any worker runs
 STALL_SECONDS = 300.0  # nothing queued, nothing finished for this long: the unfinished batches are sent again
 
 
@@ -83,6 +84,7 @@ def detect_with_celery(store: Store, settings: Settings, owner_id: int, names: S
             "max_pixels": settings.max_image_pixels}
     broker = _BrokerWatch(settings.broker_url)
     last_change = time.monotonic()
+    warned_idle = False
 
     def send(batch: _Batch) -> bool:
         payload = base | {"images": [{"id": i, "path": p, "finders": t, "max_side": _task_max_side(max_sides, t)}
@@ -112,6 +114,7 @@ def detect_with_celery(store: Store, settings: Settings, owner_id: int, names: S
                 on_done(image_id, path)
             if finished:
                 last_change = time.monotonic()
+                warned_idle = False
             for key in [k for k, b in in_flight.items() if not b.open_ids]:
                 del in_flight[key]
             if handle.lost:
@@ -124,7 +127,11 @@ def detect_with_celery(store: Store, settings: Settings, owner_id: int, names: S
                 for batch in in_flight.values():
                     send(batch)
                 last_change = time.monotonic()
-            elif time.monotonic() - last_change > stall_seconds and _queue_empty(app, settings.task_queue):
+            elif time.monotonic() - last_change > IDLE_WARNING_SECONDS and not warned_idle:
+                warned_idle = True
+                log.warning("no detection task finished for %.0f s: is a 'faces worker' running for queue %r?",
+                            IDLE_WARNING_SECONDS, settings.task_queue)
+            if time.monotonic() - last_change > stall_seconds and _queue_empty(app, settings.task_queue):
                 stale = [b for b in in_flight.values() if time.monotonic() - b.sent_at > stall_seconds]
                 log.warning("no image finished for %.0f s and nothing is queued: sending %d batches again",
                             stall_seconds, len(stale))
