@@ -30,7 +30,7 @@ from faces.cli import app
 from faces.config import load_settings
 from faces.sharing import deletion
 from faces.store.db import Store
-from faces.store.models import Image, User
+from faces.store.models import ChangeLogEntry, Image, User
 
 FACES = shutil.which("faces") or str(Path(sys.executable).parent / "faces")
 PHOTOS = ["deepface_unit/img1.jpg", "deepface_unit/img2.jpg", "deepface_unit/img26.jpg"]
@@ -130,6 +130,16 @@ def _link(a: Server, b: Server) -> None:
     for puller, source in ((a, b), (b, a)):
         token = source.run("sync", "token", "--label", puller.name).stdout.strip()
         puller.run("sync", "add-peer", source.url, token)
+
+
+def _log(server: Server) -> list:
+    store = server.store()
+    with store.session() as s:
+        rows = [(e.seq, e.entity, e.entity_uuid, e.op, e.origin, str(e.changed_at),
+                 (e.data or {}).get("name") or (e.data or {}).get("name_text"), (e.data or {}).get("decided_at"))
+                for e in s.scalars(select(ChangeLogEntry).order_by(ChangeLogEntry.seq))]
+    store.dispose()
+    return rows
 
 
 def _converge(a: Server, b: Server, rounds: int = 3) -> None:
@@ -253,7 +263,11 @@ def test_kill_9_mid_sync_restart_converge(pair):
         a.start()
     b.run("name", str(b_faces[0]["id"]), "Final")
     _converge(a, b, 2)
-    assert a.export() == b.export()
+    ea, eb = a.export(), b.export()
+    if ea != eb:  # say what differs, and where it came from
+        (a.data_dir.parent / "diff.json").write_text(json.dumps({"a": ea, "b": eb, "log_a": _log(a), "log_b": _log(b)},
+                                                                indent=1))
+    assert ea == eb
     assert a.faces()[b_faces[0]["uuid"]]["name"] == "Final"
 
 

@@ -308,7 +308,8 @@ class Applier:
             local_rejected = s.execute(select(Name.uuid).join(RejectedName, RejectedName.name_id == Name.id)
                                        .where(RejectedName.face_id == face.id)).scalars().all()
             local_state = records.state_of(face)
-            local_name = face.name.uuid if face.name_id is not None and face.name is not None else None
+            named = s.get(Name, face.name_id) if face.name_id is not None else None
+            local_name = named.uuid if named is not None else None
             mine = self._decision_key(records.iso(face.decided_at), local_state, local_name, list(local_rejected))
             if local_state == "removed":
                 return False

@@ -93,7 +93,8 @@ def face_record(session: Session, face: Face, content_hash: str | None = None,
     if content_hash is None:
         content_hash = session.scalar(select(Image.content_hash).where(Image.id == face.image_id))
     state = state_of(face)
-    name = face.name if state == "confirmed" or face.name_id is not None else None
+    # by id, not through face.name: code that sets name_id leaves a loaded relationship stale until commit
+    name = session.get(Name, face.name_id) if face.name_id is not None else None
     if rejected is None:
         rejected = rejected_names(session, [face.id]).get(face.id, [])
     return {
@@ -155,7 +156,7 @@ def load_faces(session: Session, face_ids: list[int]) -> list[tuple[Face, str]]:
         chunk = face_ids[start:start + 500]
         rows = session.execute(select(Face, Image.content_hash).join(Image, Image.id == Face.image_id)
                                .where(Face.id.in_(chunk))
-                               .options(selectinload(Face.embeddings), selectinload(Face.name))).all()
+                               .options(selectinload(Face.embeddings))).all()
         out.extend((face, content_hash) for face, content_hash in rows)
     return out
 
