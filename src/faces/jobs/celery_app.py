@@ -96,7 +96,8 @@ def _load_finders(settings: Settings, names: list[str], finder_settings: dict[st
     merged = copy.copy(settings)
     merged.finders = dict(settings.finders)
     for name, values in finder_settings.items():
-        merged.finders[name] = FinderSettings(**values)
+        known = FinderSettings.__dataclass_fields__  # an enqueuer of another version may send other keys
+        merged.finders[name] = FinderSettings(**{k: v for k, v in values.items() if k in known})
     key = json.dumps([sorted(names), finder_settings], sort_keys=True)
     if _state["finders"] != key:
         init_worker(merged, list(names))
