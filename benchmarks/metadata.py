@@ -130,11 +130,14 @@ def per_file_floor(store, owner_id: int, files: list[Path], workdir: Path) -> tu
         docs.append((doc, job.path))
     config = _config_file()
     exe = find_exiftool()
-    cpu, start = cpu_seconds(), time.perf_counter()
-    for doc, path in docs:
-        subprocess.run([exe, "-config", config, "-q", "-m", f"-json={doc}", "-overwrite_original", path],
-                       check=True, capture_output=True)
-    return time.perf_counter() - start, cpu_seconds() - cpu
+    try:
+        cpu, start = cpu_seconds(), time.perf_counter()
+        for doc, path in docs:
+            subprocess.run([exe, "-config", config, "-q", "-m", f"-json={doc}", "-overwrite_original", path],
+                           check=True, capture_output=True)
+        return time.perf_counter() - start, cpu_seconds() - cpu
+    finally:
+        Path(config).unlink(missing_ok=True)
 
 
 def main() -> None:

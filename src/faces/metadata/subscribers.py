@@ -9,6 +9,7 @@ applied on top. Without exiftool both subscribers do nothing (the self check say
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
@@ -173,5 +174,6 @@ def on_images_added(owner_id: int, image_ids: list[int], **payload: Any) -> None
                  report.created, report.named, report.kept)
 
 
+atexit.register(close_shared)  # stop exiftool and remove its config file when the process ends
 events.subscribe("names_changed", on_names_changed)
 events.subscribe("images_added", on_images_added)
