@@ -92,7 +92,7 @@ class PeakRSS(threading.Thread):
         self.peak_total = 0
         self.peak_single = 0
         self.max_processes = 0
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     @staticmethod
     def _tree(root: int) -> list[int]:
@@ -125,14 +125,14 @@ class PeakRSS(threading.Thread):
         return 0
 
     def run(self) -> None:
-        while not self._stop.wait(self.interval):
+        while not self._halt.wait(self.interval):
             sizes = [self._rss(p) for p in self._tree(self.pid)]
             self.peak_total = max(self.peak_total, sum(sizes))
             self.peak_single = max([self.peak_single, *sizes])
             self.max_processes = max(self.max_processes, sum(1 for s in sizes if s))
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join()
 
 
@@ -211,7 +211,7 @@ def make_copies(files: list[Path], count: int, folder: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--finders", nargs="+", default=["dlib", "opencv", "dlib,opencv"])
+    parser.add_argument("--finders", nargs="*", default=["dlib", "opencv", "dlib,opencv"])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--no-reference", action="store_true")
     parser.add_argument("--rss", action="store_true", help="also measure peak RSS of a 1,000-photo scan")
@@ -239,11 +239,13 @@ def main() -> None:
                 print(f"  note: {finders}: {summary['errors']} errors: {summary['error_details'][:3]}")
             rows.append((f"faces scan --finders {finders} ({args.workers} workers)", seconds, len(files) / seconds,
                          summary["faces"], matched_labels(found, labels)))
-        width = max(len(r[0]) for r in rows)
-        print(f"{'pipeline':<{width}}  {'seconds':>8}  {'images/s':>8}  {'x ref':>6}  {'faces':>5}  labelled")
-        for name, seconds, rate, faces, hits in rows:
-            ratio = f"{rate / ref_rate:6.2f}" if ref_rate else "     -"
-            print(f"{name:<{width}}  {seconds:8.1f}  {rate:8.2f}  {ratio}  {faces:5d}  {hits}/{n_labels}")
+        if rows:
+            width = max(len(r[0]) for r in rows)
+            print(f"{'pipeline':<{width}}  {'seconds':>8}  {'images/s':>8}  {'x ref':>6}  {'faces':>5}  labelled")
+            for name, seconds, rate, faces, hits in rows:
+                ratio = f"{rate / ref_rate:6.2f}" if ref_rate else "     -"
+                print(f"{name:<{width}}  {seconds:8.1f}  {rate:8.2f}  {ratio}  {faces:5d}  {hits}/{n_labels}",
+                      flush=True)
 
         if args.rss:
             folder = tmp / "thousand"
