@@ -77,6 +77,7 @@ class Applier:
         self._faces: dict[str, Face] = {}  # prefetched faces by uuid
         self._absent: set[str] = set()  # prefetched uuids that have no face here
         self._touched: list[Face] = []  # changed faces (ids known after the next flush)
+        self._new_marks: dict[tuple[int, str], ImageFinder] = {}
 
     # --- helpers --------------------------------------------------------------------------------------------
 
@@ -382,11 +383,15 @@ class Applier:
         if image_id is None:
             self._park(data["image"], "marks", data["finder"], data)
             return
-        row = self.session.get(ImageFinder, (image_id, data["finder"]))
+        row = self._new_marks.get((image_id, data["finder"]))
+        if row is None:
+            with self.session.no_autoflush:
+                row = self.session.get(ImageFinder, (image_id, data["finder"]))
         theirs = (_RANK.get(data["status"], 0), data.get("processed_at") or "")
         if row is None:
             row = ImageFinder(image_id=image_id, finder=data["finder"], status=FinderStatus.PENDING)
             self.session.add(row)
+            self._new_marks[(image_id, data["finder"])] = row
             mine = (0, "")
         else:
             status = row.status.value if isinstance(row.status, FinderStatus) else str(row.status)
@@ -448,6 +453,7 @@ class Applier:
         self.session.info[changes.LIBRARY_DATA] = data
         delete_library_faces(self.session, self.owner_id, settings)
         self._faces, self._absent, self._image_ids, self._with_faces = {}, set(), None, None
+        self._new_marks = {}
         self._deleted_at = data["deleted_at"]
         self.result.deleted += 1
 

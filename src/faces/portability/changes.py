@@ -86,9 +86,10 @@ def _after_flush(session: Session, _context) -> None:  # noqa: ANN001
     if session.info.get(SUPPRESS):
         return
     p = None
-    for obj in list(session.new) + list(session.dirty):
+    new = session.new  # each call builds a new set: once per flush, not per object
+    for obj in list(new) + list(session.dirty):
         if isinstance(obj, Face):
-            if obj in session.new or _face_changed(obj):
+            if obj in new or _face_changed(obj):
                 p = p or _pending(session)
                 p.faces.add(obj.id)
         elif isinstance(obj, (Embedding, RejectedName)):
@@ -96,15 +97,15 @@ def _after_flush(session: Session, _context) -> None:  # noqa: ANN001
                 p = p or _pending(session)
                 p.faces.add(obj.face_id)
         elif isinstance(obj, Name):
-            if obj in session.new or session.is_modified(obj, include_collections=False):
+            if obj in new or session.is_modified(obj, include_collections=False):
                 p = p or _pending(session)
                 p.names.add(obj.id)
         elif isinstance(obj, ImageFinder):
-            if obj in session.new or session.is_modified(obj, include_collections=False):
+            if obj in new or session.is_modified(obj, include_collections=False):
                 p = p or _pending(session)
                 p.marks.add((obj.image_id, obj.finder))
         elif isinstance(obj, Permission):
-            if obj in session.new or session.is_modified(obj, include_collections=False):
+            if obj in new or session.is_modified(obj, include_collections=False):
                 p = p or _pending(session)
                 p.perms.add(obj.id)
     for obj in session.deleted:
