@@ -180,10 +180,14 @@ def _apply(target: Any, updates: dict[str, Any], prefix: str = "") -> None:
             setattr(target, key, _coerce(value, current, full))
 
 
+# FACES_* variables that are not settings: the config file, the command line's --user, test-run variables.
+_NOT_SETTINGS = frozenset({"FACES_CONFIG", "FACES_USER", "FACES_ARTIFACTS"})
+
+
 def _env_updates(environ: dict[str, str]) -> dict[str, Any]:
     updates: dict[str, Any] = {}
     for key, value in environ.items():
-        if not key.startswith("FACES_") or key in ("FACES_CONFIG",):
+        if not key.startswith("FACES_") or key in _NOT_SETTINGS or key.startswith("FACES_TEST_"):
             continue
         path = key[len("FACES_"):].lower().split("__")
         node = updates

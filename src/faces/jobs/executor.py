@@ -220,9 +220,10 @@ class WorkerPool:
     def _replace_dead(self, needed: bool = True) -> None:
         alive = []
         for worker in self.workers:
-            if worker.process.is_alive():
+            # A dead worker still holding a task stays until _collect reports that task as failed.
+            if worker.process.is_alive() or worker.task is not None:
                 alive.append(worker)
-            elif worker.task is None:
+            else:
                 worker.process.join(timeout=5)
         self.workers = alive
         while needed and len(self.workers) < self.size:
