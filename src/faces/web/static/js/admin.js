@@ -87,6 +87,18 @@ async function loadStats() {
   }
 }
 
+async function loadSync() {
+  const s = await api("GET", "/api/admin/sync");
+  $("sync-summary").textContent = `Server ${s.server_id}; automatic sync ${s.interval ? `every ${s.interval} s` : "off"}; `
+    + `${s.tokens} tokens, ${s.log_entries} change-log entries, ${s.pending_imports} imports waiting for their photos.`;
+  const rows = clear($("sync-peers"));
+  if (!s.peers.length) rows.appendChild(el("tr", {}, el("td", {colspan: 5, class: "muted"}, "No peers.")));
+  for (const p of s.peers) {
+    rows.appendChild(el("tr", {}, el("th", {}, p.owner), el("td", {}, p.url), el("td", {class: "num"}, String(p.cursor)),
+      el("td", {}, p.last_sync_at || "never"), el("td", {}, p.last_error || "")));
+  }
+}
+
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
   $("admin-error").hidden = true;
@@ -124,6 +136,7 @@ $("delete-all-form").addEventListener("submit", async (event) => {
   try {
     render(await api("GET", "/api/admin/settings"));
     await loadStats();
+    await loadSync();
   } catch (err) {
     toast(err.message, "error");
   }
