@@ -28,8 +28,16 @@ class _RateColumn(ProgressColumn):
         return Text(f"{rate:.2f} images/s", style="progress.data.speed")
 
 
+def _effective_settings():
+    """The settings with the admin's changes from the web page applied (finders on/off, their settings...)."""
+    from faces.sharing.admin_settings import effective_settings
+
+    with context.store().session() as session:
+        return effective_settings(session, context.settings())
+
+
 def _apply_options(finders: Optional[str], workers: Optional[int]):
-    settings = context.settings()
+    settings = _effective_settings()
     if finders:
         wanted = [n.strip().lower() for n in finders.split(",") if n.strip()]
         unknown = [n for n in wanted if n not in settings.finders]
@@ -223,7 +231,7 @@ def stats(as_json: bool = typer.Option(False, "--json", help="Print JSON on stdo
     """Statistics of the library: images per finder and status, faces by state, names, errors, time."""
     from faces.store.stats import library_stats
 
-    settings = context.settings()
+    settings = _effective_settings()
     owner_id = _owner_id()
     enabled = [name for name, conf in settings.finders.items() if conf.enabled]
     with context.store().session() as session:
@@ -248,7 +256,7 @@ def selfcheck(as_json: bool = typer.Option(False, "--json", help="Print JSON on 
     no enabled finder can run."""
     from faces.finders.registry import FINDERS, self_check
 
-    settings = context.settings()
+    settings = _effective_settings()
     checks = []
     for name in FINDERS:
         conf = settings.finders.get(name)

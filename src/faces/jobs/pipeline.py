@@ -33,7 +33,7 @@ from faces.jobs.detect import DetectResult, DetectTask
 from faces.jobs.executor import WorkerPool
 from faces.jobs.matching import match_boxes
 from faces.store.db import Store
-from faces.store.models import Embedding, Face, FinderStatus, Image, ImageFinder, Run, RunLock
+from faces.store.models import Embedding, Face, FinderStatus, Image, ImageFinder, Run, RunLock, Visibility
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +107,14 @@ def _probe(path: Path, max_pixels: int):
         return path, None, _ME(f"this file could not be read ({type(exc).__name__})")
 
 
+def _default_visibility(settings: Settings) -> Visibility:
+    """Who may view a new image: the ``default_image_visibility`` setting (contacts when it is not valid)."""
+    try:
+        return Visibility(settings.default_image_visibility)
+    except ValueError:
+        return Visibility.CONTACTS
+
+
 def add_images(store: Store, settings: Settings, owner_id: int, paths: Iterable[str | Path], *,
                finders: Sequence[str] | None = None) -> AddResult:
     """Add the image files at ``paths`` (files or folders, recursively) to ``owner_id``'s library.
@@ -133,7 +141,7 @@ def add_images(store: Store, settings: Settings, owner_id: int, paths: Iterable[
     result = AddResult(files=len(files))
     with ThreadPoolExecutor(max_workers=max(2, settings.worker_count)) as pool:
         for path, info, error in pool.map(lambda f: _probe(f, settings.max_image_pixels), files):
-            _add_one(store, owner_id, path, info, error, names, result)
+            _add_one(store, owner_id, path, info, error, names, result, _default_visibility(settings))
     if result.added:
         events.emit("images_added", owner_id=owner_id, image_ids=list(result.added), store=store,
                     settings=settings)
@@ -142,7 +150,8 @@ def add_images(store: Store, settings: Settings, owner_id: int, paths: Iterable[
     return result
 
 
-def _add_one(store: Store, owner_id: int, path: Path, info, error, names: Sequence[str], result: AddResult) -> None:
+def _add_one(store: Store, owner_id: int, path: Path, info, error, names: Sequence[str], result: AddResult,
+             visibility: Visibility) -> None:
     content_hash = info.content_hash if info is not None else _fallback_hash(path)
     now = datetime.now(timezone.utc)
     try:
@@ -160,7 +169,8 @@ def _add_one(store: Store, owner_id: int, path: Path, info, error, names: Sequen
                 image = session.scalar(select(Image).where(Image.owner_id == owner_id, Image.path == str(path),
                                                            Image.error_code.is_not(None)))
             if image is None:
-                image = Image(owner_id=owner_id, path=str(path), added_at=now)
+                image = Image(owner_id=owner_id, path=str(path), added_at=now,
+                              visibility=visibility)
                 session.add(image)
             image.content_hash = content_hash
             if info is not None:
