@@ -4,6 +4,7 @@ import {api, upload} from "./api.js";
 import {clear, debounce, el, formatDate, icon, plural, toast} from "./ui.js";
 import {closeEditor, openEditor, renderFrames} from "./frames.js";
 import {nameInput} from "./suggest.js";
+import {visibilityControl} from "./sharing_visibility.js";
 
 const app = document.getElementById("gallery-app");
 const PAGE = app.dataset.page; // gallery | search | person
@@ -358,6 +359,7 @@ function renderLightbox() {
   const names = image.faces.filter((f) => f.state === "confirmed" && f.name).map((f) => f.name.name);
   const bar = el("div", {class: "lightbox-bar"},
     el("span", {class: "title"}, names.length ? `${names.join(", ")} · ${when}` : when),
+    visibilityControl(image.id),  // hides itself for observers who may not change it
     el("button", {type: "button", class: "btn small", "aria-label": "Previous photo", onclick: () => step(-1)}, "‹"),
     el("button", {type: "button", class: "btn small", "aria-label": "Next photo", onclick: () => step(1)}, "›"),
     el("button", {type: "button", class: "btn small", id: "lightbox-close", onclick: closeLightbox}, "Close"));
