@@ -519,6 +519,11 @@ def _refresh(store: Store, settings: Settings, owner_id: int, summary: RunSummar
     if summary.images == 0:
         return
     with store.session() as session:
-        refresh_guesses(session, settings, owner_id, list(summary.new_face_ids))
+        # New faces, and old faces that got an embedding from a finder enabled later: both can change guesses.
+        face_ids = set(summary.new_face_ids)
+        image_ids = sorted(summary.face_image_ids)
+        for start in range(0, len(image_ids), 500):
+            face_ids.update(session.scalars(select(Face.id).where(Face.image_id.in_(image_ids[start:start + 500]))))
+        refresh_guesses(session, settings, owner_id, sorted(face_ids))
         events.emit_after_commit(session, "faces_detected", owner_id=owner_id,
                                  image_ids=sorted(summary.face_image_ids))
