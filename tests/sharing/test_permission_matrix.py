@@ -248,6 +248,7 @@ ROUTES = {
     ("PUT", "/api/admin/settings"): ("admin", lambda c, r, w: {"url": "/api/admin/settings",
                                                               "json": {"values": {"log_level": "INFO"}}}, ()),
     ("GET", "/api/admin/stats"): ("admin", lambda c, r, w: {"url": "/api/admin/stats"}, ()),
+    ("GET", "/api/admin/sync"): ("admin", lambda c, r, w: {"url": "/api/admin/sync"}, ()),
     ("POST", "/api/admin/delete-faces"): ("admin", lambda c, r, w: {"url": "/api/admin/delete-faces",
                                                                    "json": {"confirm": "delete all faces"}}, ()),
     # export, import and clones (faces.portability)
