@@ -5,16 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-
-def iou(a, b) -> float:
-    """Intersection over union of two ``(x, y, w, h)`` boxes."""
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    ix = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
-    iy = max(0.0, min(ay + ah, by + bh) - max(ay, by))
-    inter = ix * iy
-    union = aw * ah + bw * bh - inter
-    return inter / union if union > 0 else 0.0
+from faces.jobs.matching import iou  # noqa: F401 - re-exported for the detection tests
 
 
 def labelled_boxes(data_root: Path) -> dict[Path, list[tuple[int, int, int, int]]]:

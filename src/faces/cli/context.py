@@ -55,6 +55,25 @@ def username() -> str | None:
     return _state["username"]
 
 
+def effective_settings() -> Settings:
+    """The settings with the admin's values from the web page (stored in the database) applied on top."""
+    from faces.sharing.admin_settings import effective_settings as overlay
+
+    with store().session() as session:
+        return overlay(session, settings())
+
+
+def owner_id(user: str | None = None) -> int:
+    """The id of the library to work on: ``user``, else the global ``--user``, else the default admin account."""
+    from faces.store.users import UnknownUserError, resolve_owner
+
+    try:
+        with store().session() as session:
+            return resolve_owner(session, user or username()).id
+    except UnknownUserError as exc:
+        fail(str(exc))
+
+
 def print_json(data: Any) -> None:
     """Write ``data`` as JSON on stdout (the stable, scriptable output of ``--json``)."""
     json.dump(data, sys.stdout, indent=2, ensure_ascii=False, default=str)

@@ -28,16 +28,8 @@ class _RateColumn(ProgressColumn):
         return Text(f"{rate:.2f} images/s", style="progress.data.speed")
 
 
-def _effective_settings():
-    """The settings with the admin's changes from the web page applied (finders on/off, their settings...)."""
-    from faces.sharing.admin_settings import effective_settings
-
-    with context.store().session() as session:
-        return effective_settings(session, context.settings())
-
-
 def _apply_options(finders: Optional[str], workers: Optional[int]):
-    settings = _effective_settings()
+    settings = context.effective_settings()
     if finders:
         wanted = [n.strip().lower() for n in finders.split(",") if n.strip()]
         unknown = [n for n in wanted if n not in settings.finders]
@@ -50,16 +42,6 @@ def _apply_options(finders: Optional[str], workers: Optional[int]):
             context.fail("--workers must be at least 1")
         settings.workers = workers
     return settings
-
-
-def _owner_id() -> int:
-    from faces.store.users import UnknownUserError, resolve_owner
-
-    try:
-        with context.store().session() as session:
-            return resolve_owner(session, context.username()).id
-    except UnknownUserError as exc:
-        context.fail(str(exc))
 
 
 def scan(
@@ -77,7 +59,7 @@ def scan(
 
     settings = _apply_options(finders, workers)
     store = context.store()
-    owner_id = _owner_id()
+    owner_id = context.owner_id()
     names = finder_names(settings)
     try:
         added = add_images(store, settings, owner_id, paths, finders=names)
@@ -147,7 +129,7 @@ def images(
     from faces.store.models import Image, ImageFinder
     from faces.store.stats import utc_iso
 
-    owner_id = _owner_id()
+    owner_id = context.owner_id()
     with context.store().session() as session:
         rows = session.scalars(select(Image).where(Image.owner_id == owner_id).order_by(Image.id)).all()
         statuses: dict[int, dict] = {}
@@ -187,7 +169,7 @@ def faces(
     """List the faces of the library: box, finders, name state, guess and group."""
     from faces.store.models import Embedding, Face, Image, Name
 
-    owner_id = _owner_id()
+    owner_id = context.owner_id()
     with context.store().session() as session:
         query = (select(Face, Image.path).join(Image, Image.id == Face.image_id)
                  .where(Face.owner_id == owner_id).order_by(Face.image_id, Face.id))
@@ -231,8 +213,8 @@ def stats(as_json: bool = typer.Option(False, "--json", help="Print JSON on stdo
     """Statistics of the library: images per finder and status, faces by state, names, errors, time."""
     from faces.store.stats import library_stats
 
-    settings = _effective_settings()
-    owner_id = _owner_id()
+    settings = context.effective_settings()
+    owner_id = context.owner_id()
     enabled = [name for name, conf in settings.finders.items() if conf.enabled]
     with context.store().session() as session:
         data = library_stats(session, owner_id, finder_names=enabled)
@@ -256,7 +238,7 @@ def selfcheck(as_json: bool = typer.Option(False, "--json", help="Print JSON on 
     no enabled finder can run."""
     from faces.finders.registry import FINDERS, self_check
 
-    settings = _effective_settings()
+    settings = context.effective_settings()
     checks = []
     for name in FINDERS:
         conf = settings.finders.get(name)

@@ -16,24 +16,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from faces.cli import context
 
 
-def _owner_id() -> int:
-    from faces.store.users import UnknownUserError, resolve_owner
-
-    try:
-        with context.store().session() as session:
-            return resolve_owner(session, context.username()).id
-    except UnknownUserError as exc:
-        context.fail(str(exc))
-
-
-def _effective_settings():
-    """The command line's settings with the admin's stored values on top."""
-    from faces.sharing.admin_settings import effective_settings
-
-    with context.store().session() as session:
-        return effective_settings(session, context.settings())
-
-
 def _progress(label: str) -> Progress:
     return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                     console=context.console, transient=True, disable=not context.console.is_terminal)
@@ -50,8 +32,8 @@ def write_metadata(
 
     if bool(image_ids) == all_images:
         context.fail("give image ids, or --all for every image with a confirmed name")
-    settings = _effective_settings()
-    owner_id = _owner_id()
+    settings = context.effective_settings()
+    owner_id = context.owner_id()
     bar = _progress("writing names")
     task = bar.add_task("write", total=None)
 
@@ -115,8 +97,8 @@ def import_metadata(
 
     if bool(image_ids) == all_images:
         context.fail("give image ids, or --all for every image of the library")
-    settings = _effective_settings()
-    owner_id = _owner_id()
+    settings = context.effective_settings()
+    owner_id = context.owner_id()
     store = context.store()
     if all_images:
         with store.session() as session:

@@ -16,22 +16,12 @@ sync_app = typer.Typer(help="Clone sync: keep one library's faces, names and mar
 _USER = typer.Option(None, "--user", help="The library (owner account); default: the global --user, else admin.")
 
 
-def _owner_id(user: str | None) -> int:
-    from faces.store.users import UnknownUserError, resolve_owner
-
-    try:
-        with context.store().session() as session:
-            return resolve_owner(session, user or context.username()).id
-    except UnknownUserError as exc:
-        context.fail(str(exc))
-
-
 def export(out: Path = typer.Argument(..., help="The file to write (gzip-compressed JSON, e.g. faces.json.gz)."),
            user: Optional[str] = _USER) -> None:
     """Export the library's faces, names, marks and permissions to one file."""
     from faces.portability import exchange, records
 
-    owner_id = _owner_id(user)
+    owner_id = context.owner_id(user)
     settings = context.settings()
     with context.store().session() as session:
         document = exchange.export_library(session, owner_id, records.server_id(settings.data_dir))
@@ -51,7 +41,7 @@ def import_(file: Path = typer.Argument(..., help="A file written by 'faces expo
     from faces.portability import exchange
     from faces.sharing.admin_settings import effective_settings
 
-    owner_id = _owner_id(user)
+    owner_id = context.owner_id(user)
     try:
         if file.stat().st_size > exchange.MAX_FILE_BYTES:
             context.fail(f"{file} is larger than {exchange.MAX_FILE_BYTES // (1024 * 1024)} MiB")
@@ -83,7 +73,7 @@ def sync_token(label: str = typer.Option("", "--label", help="A note to recognis
     """Create a token that lets a clone pull this library (shown once; give it to 'faces sync add-peer')."""
     from faces.portability.sync import create_token
 
-    owner_id = _owner_id(user)
+    owner_id = context.owner_id(user)
     with context.store().session() as session:
         token = create_token(session, owner_id, label)
     typer.echo(token)
@@ -97,7 +87,7 @@ def sync_add_peer(url: str = typer.Argument(..., help="The other server's addres
     """Pull this library's changes from another server (run it on both servers for sync both ways)."""
     from faces.portability.sync import SyncError, add_peer
 
-    owner_id = _owner_id(user)
+    owner_id = context.owner_id(user)
     try:
         with context.store().session() as session:
             peer = add_peer(session, owner_id, url, token)
@@ -113,7 +103,7 @@ def sync_remove_peer(peer_id: int = typer.Argument(..., help="The peer's number 
     """Stop syncing with a peer."""
     from faces.portability.sync import remove_peer
 
-    owner_id = _owner_id(user)
+    owner_id = context.owner_id(user)
     with context.store().session() as session:
         if not remove_peer(session, owner_id, peer_id):
             context.fail(f"this library has no peer {peer_id}")
@@ -125,7 +115,7 @@ def sync_now(user: Optional[str] = _USER, as_json: bool = typer.Option(False, "-
     """Pull every change the library's peers made since the last sync."""
     from faces.portability.sync import sync_owner
 
-    owner_id = _owner_id(user)
+    owner_id = context.owner_id(user)
     results = sync_owner(context.store(), context.settings(), owner_id)
     if as_json:
         context.print_json(results)
@@ -148,7 +138,7 @@ def sync_status(user: Optional[str] = _USER, as_json: bool = typer.Option(False,
     from faces.portability import records
     from faces.portability.sync import sync_state
 
-    owner_id = _owner_id(user)
+    owner_id = context.owner_id(user)
     with context.store().session() as session:
         state = sync_state(session, owner_id)
     state["server_id"] = records.server_id(context.settings().data_dir)
