@@ -25,7 +25,11 @@ SHARED_REDIS = "redis://127.0.0.1:6379/0"
 SHARED_RABBITMQ = "amqp://guest:guest@127.0.0.1:5672//"
 PHOTOS = ["faceapi_bbt/scenes/bbt1.jpg", "faceapi_bbt/scenes/bbt2.jpg", "faceapi_bbt/scenes/bbt3.jpg",
           "faceapi_bbt/scenes/bbt4.jpg", "faceapi_bbt/scenes/bbt5.jpg", "faceapi_bbt/scenes/angry.jpg",
-          "no_face/sklearn/china.jpg", "no_face/sklearn/flower.jpg"]
+          "no_face/sklearn/china.jpg", "no_face/sklearn/flower.jpg",
+          # big group photos: tasks long enough (even on OpenCV 5) for a worker to be killed inside one
+          "wikimedia_commons_people/bildes/Abstract_Wikipedia_Team_-_Group_photo,_2022-05-12.jpg",
+          "wikimedia_commons_people/bildes/Rumba_Kings_Band_Group_Photo_2023.jpg",
+          "wikimedia_commons_people/bildes/7588423560_bf88d0bc79_k.jpg"]
 
 
 def base_env(data_dir: Path, database_url: str, **extra: str) -> dict[str, str]:
