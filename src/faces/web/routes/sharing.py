@@ -120,19 +120,6 @@ class ReadIn(BaseModel):
     id: int | None = Field(default=None, description="One notification; none: all of them.")
 
 
-class TaggedFaceOut(BaseModel):
-    """A face where the user was tagged; without ``may_view_image`` only the remove button is shown."""
-
-    face_id: int
-    owner_id: int
-    owner_name: str
-    may_view_image: bool
-    image_id: int | None = None
-    box: list[int] | None = None
-    image_width: int | None = None
-    image_height: int | None = None
-
-
 class RemovedOut(BaseModel):
     face_id: int
     removed: bool = True
@@ -358,10 +345,10 @@ def read_notifications(body: ReadIn, user: LoggedInUser, db: DbSession) -> Notif
     return get_notifications(user, db)
 
 
-@router.get("/api/me/photos", response_model=list[TaggedFaceOut])
-def photos_of_me_list(user: LoggedInUser, db: DbSession) -> list[TaggedFaceOut]:
+@router.get("/api/me/photos", response_model=list[photos_of_me.TaggedFace])
+def photos_of_me_list(user: LoggedInUser, db: DbSession) -> list[photos_of_me.TaggedFace]:
     """Every face, in every library here, that someone named after your account."""
-    return [TaggedFaceOut(**t.__dict__) for t in photos_of_me.tagged_faces(db, user.id)]
+    return photos_of_me.tagged_faces(db, user.id)
 
 
 def _tagged_face(db, user: User, face_id: int) -> Face:  # noqa: ANN001
