@@ -136,3 +136,21 @@ def test_detection_attaches_embeddings_to_faces_from_the_file(photo, data_root, 
         for a in faces:
             for b in faces:
                 assert a.id == b.id or not same_face(a.box, b.box)
+
+
+def test_only_files_that_may_hold_regions_are_given_to_exiftool(photo, data_root, tmp_path):
+    """The intake skips exiftool for photos without any region list; a region in the file or a sidecar is seen."""
+    from faces.metadata.reader import may_hold_regions
+
+    plain = photo(GROUP_PHOTO, "plain.jpg")
+    assert not may_hold_regions(plain)
+    tagged = photo(GROUP_PHOTO, "tagged.jpg")
+    exiftool_set(tagged, mwg_argument(labelled_boxes(data_root, GROUP_PHOTO), NAMES))
+    assert may_hold_regions(tagged)
+    with_sidecar = photo(GROUP_PHOTO, "sidecar.jpg")
+    assert not may_hold_regions(with_sidecar)
+    with_sidecar.with_name(with_sidecar.name + ".xmp").write_text("<x:xmpmeta xmlns:x='adobe:ns:meta/'/>")
+    assert may_hold_regions(with_sidecar)
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    assert not may_hold_regions(empty)

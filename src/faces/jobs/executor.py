@@ -16,7 +16,7 @@ import signal
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
@@ -76,10 +76,21 @@ def _worker_main(conn: Connection, init_ref: str | None, init_args: tuple, func_
             return
 
 
-def default_context() -> multiprocessing.context.BaseContext:
-    """``forkserver`` where available (fast, no inherited threads or sockets), else ``spawn``."""
+def default_context(preload: Sequence[str] = ()) -> multiprocessing.context.BaseContext:
+    """``forkserver`` where available (fast, no inherited threads or sockets), else ``spawn``.
+
+    ``preload`` names modules the fork server imports once, with the main module, before it forks any worker:
+    workers then start in milliseconds, share those modules' memory with each other, and skip re-running the
+    main script (for ``faces``, the whole command line). The fork server is one per process and keeps the
+    preload list of the first pool that started it.
+    """
     methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if "forkserver" not in methods:
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    if preload:
+        ctx.set_forkserver_preload(["__main__", *preload])
+    return ctx
 
 
 class _Worker:
@@ -125,13 +136,13 @@ class WorkerPool:
     """
 
     def __init__(self, size: int, func_ref: str, init_ref: str | None = None, init_args: tuple = (),
-                 *, task_timeout: float | None = None, context=None):
+                 *, task_timeout: float | None = None, context=None, preload: Sequence[str] = ()):
         self.size = max(1, size)
         self.func_ref = func_ref
         self.init_ref = init_ref
         self.init_args = init_args
         self.task_timeout = task_timeout
-        self.ctx = context or default_context()
+        self.ctx = context or default_context(preload)
         self.workers: list[_Worker] = []
         self._started = 0
 
@@ -151,14 +162,7 @@ class WorkerPool:
         while len(self.workers) < min(self.size, len(queue)):
             self._spawn()
         while queue or any(w.task is not None for w in self.workers):
-            for worker in self.workers:
-                if worker.task is None and queue and worker.process.is_alive():
-                    worker.task = queue.popleft()
-                    worker.started_task_at = time.monotonic()
-                    try:
-                        worker.conn.send(worker.task)
-                    except (BrokenPipeError, OSError):
-                        pass  # its death is seen below
+            self._dispatch(queue)
             busy = [w for w in self.workers if w.task is not None]
             if not busy:
                 # every worker died without a task (should not happen): start fresh ones
@@ -170,11 +174,24 @@ class WorkerPool:
                 oldest = min(w.started_task_at for w in busy)
                 timeout = max(0.0, oldest + self.task_timeout - time.monotonic())
             ready = wait(waitables, timeout=timeout)
-            for worker in busy:
-                outcome = self._collect(worker, ready)
-                if outcome is not None:
-                    yield outcome
+            outcomes = [outcome for outcome in (self._collect(worker, ready) for worker in busy)
+                        if outcome is not None]
             self._replace_dead(needed=bool(queue))
+            # Free workers get their next task before the caller handles these results (database writes),
+            # so that no core waits for the parent.
+            self._dispatch(queue)
+            yield from outcomes
+
+    def _dispatch(self, queue: deque) -> None:
+        """Send the next task of ``queue`` to every live worker that has none."""
+        for worker in self.workers:
+            if worker.task is None and queue and worker.process.is_alive():
+                worker.task = queue.popleft()
+                worker.started_task_at = time.monotonic()
+                try:
+                    worker.conn.send(worker.task)
+                except (BrokenPipeError, OSError):
+                    pass  # its death is seen by the next wait
 
     def _collect(self, worker: _Worker, ready: list) -> TaskOutcome | None:
         if worker.conn in ready:

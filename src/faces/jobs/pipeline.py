@@ -38,6 +38,9 @@ from faces.store.models import Embedding, Face, FinderStatus, Image, ImageFinder
 log = logging.getLogger(__name__)
 
 TASK_TIMEOUT_SECONDS = 900.0  # one image taking longer than this (all finders together) is an error
+# What the fork server imports once for every detection worker (dlib's import fails quietly where it is missing).
+WORKER_PRELOAD = ("numpy", "PIL.Image", "cv2", "dlib", "faces.media", "faces.finders.dlib_finder",
+                  "faces.finders.opencv_finder", "faces.jobs.detect")
 
 
 class NoFinderAvailable(RuntimeError):
@@ -358,7 +361,7 @@ def run_detection(store: Store, settings: Settings, owner_id: int,
             if pool is None:
                 count = max(1, min(workers or settings.worker_count, len(work)))
                 pool = WorkerPool(count, "faces.jobs.detect:process_image", "faces.jobs.detect:init_worker",
-                                  (settings, names), task_timeout=TASK_TIMEOUT_SECONDS)
+                                  (settings, names), task_timeout=TASK_TIMEOUT_SECONDS, preload=WORKER_PRELOAD)
             paths = {image_id: path for image_id, path, _ in work}
             tasks = ((image_id, DetectTask(image_id=image_id, path=_local_path(settings, path), finders=todo,
                                            max_side=_task_max_side(max_sides, todo),

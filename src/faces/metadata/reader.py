@@ -12,7 +12,9 @@ file when its box matches.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+import mmap
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager, closing, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -217,12 +219,31 @@ def apply_regions(session, owner_id: int, image: Image, regions: Sequence[FoundR
     return named
 
 
+REGION_MARKERS = (b"RegionInfo", b"mwg-rs:Regions", b"MPRI:Regions")  # in the XMP of a file with regions
+
+
+def may_hold_regions(path: Path) -> bool:
+    """Whether the image at ``path`` could hold face regions, without exiftool: it has a sidecar, or its bytes
+    name a region list. XMP is stored as plain text in every format that carries it, so a file without these
+    words has no MWG or Microsoft regions (most photos: exiftool is then not even started)."""
+    if existing_sidecars(path):
+        return True
+    try:
+        with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return any(data.find(marker) >= 0 for marker in REGION_MARKERS)
+    except (OSError, ValueError):  # unreadable or empty: exiftool would find nothing either
+        return False
+
+
 def import_regions(store, settings, owner_id: int, image_ids: Sequence[int], *,  # noqa: ANN001
-                   exiftool: ExifTool | None = None) -> ImportReport:
+                   exiftool: ExifTool | Callable[[], AbstractContextManager[ExifTool]] | None = None
+                   ) -> ImportReport:
     """Read the face regions of ``owner_id``'s images ``image_ids`` and take them in as confirmed names.
 
+    ``exiftool`` is a started stay-open exiftool, or a function giving one as a context manager (called only when
+    some file may hold regions), or None (one is started and stopped here when needed).
     Running it twice adds nothing the second time. Faces already named in faces keep their names.
-    Raises ExifToolUnavailable when exiftool is missing.
+    Raises ExifToolUnavailable when exiftool is missing and some file may hold regions.
     """
     report = ImportReport()
     with store.session() as session:
@@ -232,15 +253,17 @@ def import_regions(store, settings, owner_id: int, image_ids: Sequence[int], *, 
     items = [(row[0], Path(local_path(settings, row[1])), (row[2], row[3]), row[4] or 1) for row in rows
              if row[2] and row[3]]
     report.images = len(items)
+    items = [item for item in items if may_hold_regions(item[1])]
     if not items:
         return report
-    own = exiftool is None
-    tool = exiftool or ExifTool()
-    try:
+    if exiftool is None:
+        opened: AbstractContextManager[ExifTool] = closing(ExifTool())
+    elif isinstance(exiftool, ExifTool):
+        opened = nullcontext(exiftool)
+    else:
+        opened = exiftool()
+    with opened as tool:
         found = read_many(tool, [(path, size, o) for _, path, size, o in items])
-    finally:
-        if own:
-            tool.close()
     for (image_id, _, _, _), regions in zip(items, found):
         if not regions:
             continue

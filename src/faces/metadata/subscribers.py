@@ -164,8 +164,7 @@ def on_images_added(owner_id: int, image_ids: list[int], **payload: Any) -> None
     from faces.metadata.reader import import_regions
 
     try:
-        with shared_exiftool() as tool:
-            report = import_regions(store, settings, owner_id, image_ids, exiftool=tool)
+        report = import_regions(store, settings, owner_id, image_ids, exiftool=shared_exiftool)
     except ExifToolUnavailable as exc:
         _warn_once("read", f"face regions in image files are not read: {exc.message}")
         return
