@@ -5,6 +5,7 @@ Every command that lists things has ``--json``: a stable, documented output for 
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Optional
 
@@ -53,14 +54,31 @@ def scan(
     workers: Optional[int] = typer.Option(None, "--workers", help="Worker processes (default: one per core)."),
 ) -> None:
     """Add the images under PATH... to the library, then find the faces in every image not yet processed."""
-    from faces.jobs.executor import WorkerStartError
-    from faces.jobs.lock import DetectionBusy
-    from faces.jobs.pipeline import add_images, finder_names, run_detection
+    from faces.jobs.pipeline import finder_names, start_workers
 
     settings = _apply_options(finders, workers)
     store = context.store()
     owner_id = context.owner_id()
     names = finder_names(settings)
+    missing = [str(p) for p in paths if not p.expanduser().exists()]
+    if missing:
+        context.fail(f"no such file or folder: {', '.join(missing)}")
+    with ExitStack() as stack:
+        if names and settings.executor != "celery":
+            # the workers load their models while the files are added
+            pool = stack.enter_context(start_workers(settings, names))
+        else:
+            pool = None
+        _scan(store, settings, owner_id, names, paths, as_json, pool)
+
+
+def _scan(store, settings, owner_id: int, names: list[str], paths: list[Path], as_json: bool,  # noqa: ANN001
+          pool) -> None:  # noqa: ANN001
+    """``faces scan`` once its settings are known: add the files, then detect (see :func:`scan`)."""
+    from faces.jobs.executor import WorkerStartError
+    from faces.jobs.lock import DetectionBusy
+    from faces.jobs.pipeline import add_images, run_detection
+
     try:
         added = add_images(store, settings, owner_id, paths, finders=names)
     except FileNotFoundError as exc:
@@ -86,7 +104,7 @@ def scan(
 
     try:
         with bar:
-            summary = run_detection(store, settings, owner_id, progress=on_progress, finders=names)
+            summary = run_detection(store, settings, owner_id, progress=on_progress, finders=names, pool=pool)
     except DetectionBusy as busy:
         if as_json:
             context.print_json(out | {"busy": True, "progress": busy.progress.as_dict(),

@@ -152,6 +152,12 @@ class WorkerPool:
         self.workers.append(worker)
         return worker
 
+    def start(self) -> WorkerPool:
+        """Start every worker now (they load their models while the caller does something else)."""
+        while len(self.workers) < self.size:
+            self._spawn()
+        return self
+
     def run(self, tasks: Iterable[tuple[Any, Any]]) -> Iterator[TaskOutcome]:
         """Process ``(key, payload)`` tasks; yield a :class:`TaskOutcome` per task as each finishes.
 
@@ -247,10 +253,13 @@ class WorkerPool:
             self._spawn()
 
     def close(self) -> None:
-        """Stop every worker (politely, then by force)."""
+        """Stop every worker (politely, then by force; one still loading its models holds no work: at once)."""
         workers, self.workers = self.workers, []
         for worker in workers:
-            worker.stop()
+            if worker.ready or worker.task is not None:
+                worker.stop()
+            else:
+                worker.kill()
         deadline = time.monotonic() + 10
         for worker in workers:
             worker.process.join(timeout=max(0.1, deadline - time.monotonic()))

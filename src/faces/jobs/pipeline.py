@@ -294,9 +294,18 @@ def pending_work(store: Store, owner_id: int, names: Sequence[str], exclude: set
     return work
 
 
+def start_workers(settings: Settings, names: Sequence[str], workers: int | None = None) -> WorkerPool:
+    """Detection worker processes for finders ``names``, started now: they import their libraries and load the
+    models while the caller goes on (e.g. adds the files). Pass it to :func:`run_detection`; close it after."""
+    return WorkerPool(max(1, workers or settings.worker_count), "faces.jobs.detect:process_image",
+                      "faces.jobs.detect:init_worker", (settings, list(names)), task_timeout=TASK_TIMEOUT_SECONDS,
+                      preload=WORKER_PRELOAD).start()
+
+
 def run_detection(store: Store, settings: Settings, owner_id: int,
                   progress: Callable[[Progress], None] | None = None, *, finders: Sequence[str] | None = None,
-                  workers: int | None = None, lock_stale_after: float = run_lock.STALE_SECONDS) -> RunSummary:
+                  workers: int | None = None, lock_stale_after: float = run_lock.STALE_SECONDS,
+                  pool: WorkerPool | None = None) -> RunSummary:
     """Run every enabled finder on every image of ``owner_id`` that it has not processed.
 
     Args:
@@ -307,6 +316,8 @@ def run_detection(store: Store, settings: Settings, owner_id: int,
         finders: finder names to run (default: :func:`finder_names`).
         workers: number of worker processes (default: ``settings.worker_count``).
         lock_stale_after: seconds without heartbeat after which a lock holder counts as dead.
+        pool: workers from :func:`start_workers` for ``finders`` (the caller closes them); default: started here
+            when there is work, and closed here.
     Returns:
         A :class:`RunSummary`. Emits ``faces_detected`` (owner_id, image_ids) after the guesses are refreshed.
     Raises:
@@ -320,7 +331,7 @@ def run_detection(store: Store, settings: Settings, owner_id: int,
     handle = run_lock.acquire(store, owner_id, stale_after=lock_stale_after)
     started = time.monotonic()
     summary = RunSummary(finders=names)
-    pool: WorkerPool | None = None
+    own_pool = pool is None
     try:
         handle.start_heartbeat()
         max_sides = _max_sides(settings, names)
@@ -376,7 +387,7 @@ def run_detection(store: Store, settings: Settings, owner_id: int,
                     result = _failed_result(image_id, todo, outcome.error)
                 _write_result(store, owner_id, result, names, paths[image_id], summary)
                 _image_done(image_id, paths[image_id])
-        if pool is not None:
+        if pool is not None and own_pool:
             pool.close()
             pool = None
         handle.set_progress(phase="guessing")
@@ -390,7 +401,7 @@ def run_detection(store: Store, settings: Settings, owner_id: int,
                  summary.seconds)
         return summary
     finally:
-        if pool is not None:
+        if pool is not None and own_pool:
             pool.close()
         handle.release()
 
