@@ -76,3 +76,22 @@ def test_log_level_applies_in_this_process(store, settings):
             assert admin_settings.effective_settings(s, settings).log_level == "DEBUG"
     finally:
         logger.setLevel(before)
+
+
+def test_the_stored_log_level_applies_when_a_command_starts(store, settings, monkeypatch):
+    """A log level chosen in the page outlives a restart: every command (and `faces serve`) starts with it."""
+    from faces.cli import context
+
+    logger = logging.getLogger("faces")
+    before = logger.level
+    try:
+        with store.session() as s:
+            admin_settings.set_setting(s, "log_level", "warning", settings)
+        logger.setLevel(logging.INFO)  # as a fresh process starts
+        monkeypatch.setattr(context, "open_store", lambda _settings: store)
+        monkeypatch.setitem(context._state, "settings", settings)
+        monkeypatch.setitem(context._state, "store", None)
+        assert context.store() is store
+        assert logger.level == logging.WARNING
+    finally:
+        logger.setLevel(before)

@@ -47,6 +47,9 @@ def store() -> Store:
             _state["store"] = open_store(settings())
         except Exception as exc:  # noqa: BLE001 - any connection problem becomes one clear line
             fail(f"cannot open the database {settings().resolved_database_url!r}: {exc}")
+        from faces.sharing.admin_settings import apply_stored_log_level
+
+        apply_stored_log_level(_state["store"])
     return _state["store"]
 
 

@@ -155,6 +155,14 @@ def apply_log_level(level: str) -> None:
     logging.getLogger("faces").setLevel(getattr(logging, str(level).upper(), logging.INFO))
 
 
+def apply_stored_log_level(store) -> None:  # noqa: ANN001 - faces.store.db.Store
+    """At start: apply the log level the admin chose in the page, if any (it outlives restarts)."""
+    with store.session() as session:
+        level = overrides(session).get("log_level")
+    if level:
+        apply_log_level(level)
+
+
 def effective_settings(session: Session, base_settings: Settings) -> Settings:
     """A copy of ``base_settings`` with the admin's stored values applied on top.
 
