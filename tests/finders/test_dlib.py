@@ -135,10 +135,10 @@ def test_an_unknown_model_is_reported(tmp_path_factory):
 
 
 def test_models_are_loaded_once_per_process(finder):
-    loaded = (dlib_finder._Models.shape_predictor, dlib_finder._Models.resnet, dlib_finder._Models.hog)
+    loaded = (dlib_finder._Models.shape_predictor, dlib_finder._Models.embedder, dlib_finder._Models.hog)
     other = DlibFinder(finder.settings)
     other.load()
-    assert (dlib_finder._Models.shape_predictor, dlib_finder._Models.resnet, dlib_finder._Models.hog) == loaded
+    assert (dlib_finder._Models.shape_predictor, dlib_finder._Models.embedder, dlib_finder._Models.hog) == loaded
     assert all(model is not None for model in loaded)
 
 
