@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from faces.web.auth import ensure_first_admin, verify_password
+from faces.web.auth import SessionCodec, SessionData, ensure_first_admin, set_password, verify_password
 from faces.store.models import User
 from tests.web.conftest import PASSWORD
 
@@ -27,6 +29,30 @@ def test_login_gives_a_session_and_logout_ends_it(web):
     assert client.post("/api/logout", headers={"X-CSRF-Token": new_token}).status_code == 200
     assert client.get("/api/images").status_code == 401
     assert client.get("/api/session").json()["user"] is None
+
+
+def test_a_password_changed_or_an_account_deleted_elsewhere_ends_its_sessions_at_once(web):
+    # elsewhere: `faces user passwd`, or another worker process of `faces serve --workers N`
+    anna, ben = web.user("anna"), web.user("ben")
+    anna_client, ben_client = web.login("anna"), web.login("ben")
+    assert anna_client.get("/api/session").json()["user"]["username"] == "anna"
+    with web.store.session() as s:
+        set_password(s, s.get(User, anna), "changed from the command line")
+        s.delete(s.get(User, ben))
+    assert anna_client.get("/api/images").status_code == 401
+    assert anna_client.get("/api/session").json()["user"] is None
+    assert ben_client.get("/api/images").status_code == 401
+
+
+@pytest.mark.one_backend
+def test_a_session_cookie_is_refused_once_it_expired_or_if_it_was_changed(monkeypatch):
+    codec = SessionCodec("a secret key for the test", max_age=3600)
+    cookie = codec.dumps(SessionData(csrf="token", user_id=7, fingerprint="f"))
+    assert codec.loads(cookie) == SessionData(csrf="token", user_id=7, fingerprint="f")
+    assert codec.loads(cookie[:-2] + ("AA" if not cookie.endswith("AA") else "BB")) is None
+    later = time.time() + 3601
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert codec.loads(cookie) is None  # remembered as valid before, expired now
 
 
 @pytest.mark.one_backend

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 from contextlib import asynccontextmanager
-from http.cookies import SimpleCookie
 from pathlib import Path
 
 import jinja2
 from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.requests import cookie_parser
 
 from faces.config import Settings
 from faces.store.db import Store, open_store
@@ -53,13 +53,7 @@ class SessionMiddleware:
         raw = None
         for key, value in scope.get("headers", ()):
             if key == b"cookie":
-                cookie = SimpleCookie()
-                try:
-                    cookie.load(value.decode("latin-1"))
-                except Exception:  # noqa: BLE001 - a malformed cookie header is treated as no cookie
-                    continue
-                if SESSION_COOKIE in cookie:
-                    raw = cookie[SESSION_COOKIE].value
+                raw = cookie_parser(value.decode("latin-1")).get(SESSION_COOKIE, raw)
         data = self.codec.loads(raw)
         holder = SessionHolder(data or new_session(), dirty=data is None)
         scope.setdefault("state", {})["faces_session"] = holder

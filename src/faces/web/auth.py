@@ -131,7 +131,7 @@ def password_fingerprint(password_hash: str | None) -> str:
     return hashlib.sha256((password_hash or "").encode()).hexdigest()[:16]
 
 
-@dataclass
+@dataclass(frozen=True)
 class SessionData:
     """What the session cookie holds."""
 
@@ -144,11 +144,15 @@ class SessionData:
 
 
 class SessionCodec:
-    """Signs and reads session cookies."""
+    """Signs and reads session cookies. A browser sends the same cookie with every request, so the cookies
+    verified lately are remembered (up to ``cache_size``), with their signing time: expiry is still checked
+    every time."""
 
-    def __init__(self, secret_key: str, max_age: int = SESSION_MAX_AGE):
+    def __init__(self, secret_key: str, max_age: int = SESSION_MAX_AGE, cache_size: int = 4096):
         self.serializer = URLSafeTimedSerializer(secret_key, salt="faces-session")
         self.max_age = max_age
+        self.cache_size = cache_size
+        self._verified: dict[str, tuple[SessionData | None, float]] = {}
 
     def dumps(self, data: SessionData) -> str:
         return self.serializer.dumps(data.to_dict())
@@ -157,15 +161,28 @@ class SessionCodec:
         """The session in ``value``, or None when it is missing, forged or expired."""
         if not value:
             return None
+        known = self._verified.get(value)
+        if known is None:
+            known = self._verify(value)
+            if len(self._verified) >= self.cache_size:
+                self._verified.clear()  # a flood of distinct cookies: start over rather than grow
+            self._verified[value] = known
+        data, signed_at = known
+        if data is None or time.time() - signed_at > self.max_age:
+            return None
+        return data
+
+    def _verify(self, value: str) -> tuple[SessionData | None, float]:
         try:
-            raw = self.serializer.loads(value, max_age=self.max_age)
+            raw, signed_at = self.serializer.loads(value, max_age=self.max_age, return_timestamp=True)
         except (BadSignature, ValueError):
-            return None
+            return None, 0.0
         if not isinstance(raw, dict) or not isinstance(raw.get("c"), str):
-            return None
+            return None, 0.0
         user_id = raw.get("u")
-        return SessionData(csrf=raw["c"], user_id=user_id if isinstance(user_id, int) else None,
+        data = SessionData(csrf=raw["c"], user_id=user_id if isinstance(user_id, int) else None,
                            fingerprint=str(raw.get("f") or ""))
+        return data, signed_at.timestamp()
 
 
 def new_session(user: User | None = None) -> SessionData:

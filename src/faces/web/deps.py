@@ -11,12 +11,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.templating import Jinja2Templates
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from faces.config import Settings
@@ -50,26 +52,50 @@ class SessionHolder:
         self.dirty = dirty  # send a new cookie with the response
 
 
+# Dependencies that do no I/O are ``async def``: FastAPI runs every plain ``def`` dependency in a worker thread,
+# and a trip to a thread and back costs more CPU than most of these functions.
+
+
 def web_state(request: Request) -> WebState:
     """The app's :class:`WebState`."""
     return request.app.state.faces
 
 
-State = Annotated[WebState, Depends(web_state)]
+async def _web_state(request: Request) -> WebState:
+    return request.app.state.faces
 
 
-def get_settings(request: Request) -> Settings:
+State = Annotated[WebState, Depends(_web_state)]
+
+
+async def get_settings(request: Request) -> Settings:
     return request.app.state.faces.settings
 
 
-def get_store(request: Request) -> Store:
+async def get_store(request: Request) -> Store:
     return request.app.state.faces.store
 
 
-def db_session(request: Request) -> Iterator[Session]:
-    """One transaction per request: committed when the route returns, rolled back if it raises."""
-    with request.app.state.faces.store.session() as session:
+async def db_session(request: Request) -> AsyncIterator[Session]:
+    """One transaction per request: committed when the route returns, rolled back if it raises.
+
+    The session connects on its first statement (in the route's worker thread); it ends in a worker thread too,
+    since a commit may wait for the database server."""
+    session = request.app.state.faces.store.sessions()
+    session.begin()
+    try:
         yield session
+    except BaseException:
+        await run_in_threadpool(_end, session, session.rollback)
+        raise
+    await run_in_threadpool(_end, session, session.commit)
+
+
+def _end(session: Session, end: Callable[[], None]) -> None:
+    try:
+        end()
+    finally:
+        session.close()
 
 
 DbSession = Annotated[Session, Depends(db_session, scope="function")]
@@ -84,7 +110,7 @@ def session_of(request: Request) -> SessionHolder:
     return holder
 
 
-def login_session(request: Request, user: User) -> SessionData:
+def login_session(request: Request, user: User | Account) -> SessionData:
     """Log ``user`` in on this request: a new session (and CSRF token) is sent with the response."""
     holder = session_of(request)
     holder.data = new_session(user)
@@ -105,7 +131,7 @@ def csrf_token(request: Request) -> str:
     return session_of(request).data.csrf
 
 
-def csrf_protect(request: Request) -> None:
+async def csrf_protect(request: Request) -> None:
     """Refuse a state change (POST, PUT, PATCH, DELETE) whose X-CSRF-Token header does not match the session.
 
     Requests that authenticate with an ``Authorization`` header and carry no session cookie (clone sync, scripts)
@@ -119,15 +145,44 @@ def csrf_protect(request: Request) -> None:
         raise HTTPException(403, "This request has no valid CSRF token. Reload the page and try again.")
 
 
-def current_user(request: Request, db: DbSession) -> User | None:
-    """The logged-in user, or None. A session from before a password change is not valid any more."""
+@dataclass(frozen=True)
+class Account:
+    """A user account as the routes see it, read with one plain query (no ORM object) on every request.
+    A route that changes the account loads its ``User`` with ``db.get(User, account.id)``."""
+
+    id: int
+    username: str
+    display_name: str
+    is_admin: bool
+    password_hash: str | None
+
+
+_USERS = User.__table__
+_ACCOUNT = (select(_USERS.c.id, _USERS.c.username, _USERS.c.display_name, _USERS.c.is_admin, _USERS.c.password_hash)
+            .where(_USERS.c.id == bindparam("id")))
+
+
+def load_account(db: Session, user_id: int) -> Account | None:
+    """The account ``user_id``, or None when there is none."""
+    row = db.connection().execute(_ACCOUNT, {"id": user_id}).first()
+    return Account(*row) if row is not None else None
+
+
+def account_of(user: User) -> Account:
+    """``user`` (an ORM object, e.g. just logged in) as an :class:`Account`."""
+    return Account(user.id, user.username, user.display_name, user.is_admin, user.password_hash)
+
+
+async def current_user(request: Request, db: DbSession) -> Account | None:
+    """The logged-in user, or None. Looked up in the database on every request, so that a deleted account or a
+    session from before a password change (in this process or another) is refused at once."""
     cached = getattr(request.state, "faces_user", False)
     if cached is not False:
         return cached
     data = session_of(request).data
     user = None
-    if data.user_id is not None:
-        user = db.get(User, data.user_id)
+    if data.user_id is not None:  # anonymous visitors need no database
+        user = await run_in_threadpool(load_account, db, data.user_id)
         if user is None or not user.password_hash or password_fingerprint(user.password_hash) != data.fingerprint:
             user = None
             logout_session(request)
@@ -135,27 +190,27 @@ def current_user(request: Request, db: DbSession) -> User | None:
     return user
 
 
-CurrentUser = Annotated[User | None, Depends(current_user)]
+CurrentUser = Annotated[Account | None, Depends(current_user)]
 
 
-def require_user(user: CurrentUser) -> User:
+async def require_user(user: CurrentUser) -> Account:
     """The logged-in user; 401 when nobody is logged in."""
     if user is None:
         raise HTTPException(401, "Please log in first.")
     return user
 
 
-LoggedInUser = Annotated[User, Depends(require_user)]
+LoggedInUser = Annotated[Account, Depends(require_user)]
 
 
-def require_admin(user: LoggedInUser) -> User:
+async def require_admin(user: LoggedInUser) -> Account:
     """The logged-in admin; 403 for other users."""
     if not user.is_admin:
         raise HTTPException(403, "Only an administrator may do this.")
     return user
 
 
-AdminUser = Annotated[User, Depends(require_admin)]
+AdminUser = Annotated[Account, Depends(require_admin)]
 
 
 # --- access helpers: every id goes through faces.sharing.permissions -----------------------------------------
@@ -169,9 +224,9 @@ def _read_only() -> HTTPException:
     return HTTPException(403, "You may look at this library but not change its names.")
 
 
-def owner_library(db: Session, user: User | None, owner_id: int, *, write: bool = False) -> User:
+def owner_library(db: Session, user: Account | None, owner_id: int, *, write: bool = False) -> Account:
     """The owner of library ``owner_id`` if ``user`` may view it (and write, with ``write=True``)."""
-    owner = db.get(User, owner_id)
+    owner = user if user is not None and user.id == owner_id else load_account(db, owner_id)
     observer = user.id if user else None
     if owner is None or not permissions.can_view_library(db, observer, owner.id):
         raise _not_found("library")
@@ -180,7 +235,7 @@ def owner_library(db: Session, user: User | None, owner_id: int, *, write: bool 
     return owner
 
 
-def image_for(db: Session, user: User | None, image_id: int, *, write: bool = False,
+def image_for(db: Session, user: Account | None, image_id: int, *, write: bool = False,
               faces: bool = False) -> Image:
     """Image ``image_id`` if ``user`` may see it (its pixels); with ``faces=True`` also the library's faces;
     with ``write=True`` also set names in the library."""
@@ -195,7 +250,7 @@ def image_for(db: Session, user: User | None, image_id: int, *, write: bool = Fa
     return image
 
 
-def face_for(db: Session, user: User | None, face_id: int, *, write: bool = False) -> Face:
+def face_for(db: Session, user: Account | None, face_id: int, *, write: bool = False) -> Face:
     """Face ``face_id`` if ``user`` may see it (its image and its library's faces), and write with ``write=True``."""
     face = db.get(Face, face_id)
     observer = user.id if user else None
@@ -208,7 +263,7 @@ def face_for(db: Session, user: User | None, face_id: int, *, write: bool = Fals
     return face
 
 
-def name_for(db: Session, user: User | None, name_id: int, *, write: bool = False) -> Name:
+def name_for(db: Session, user: Account | None, name_id: int, *, write: bool = False) -> Name:
     """Name ``name_id`` if ``user`` may view its library (and write with ``write=True``)."""
     name = db.get(Name, name_id)
     observer = user.id if user else None
@@ -231,7 +286,7 @@ def settings_for(db: Session, state: WebState) -> Settings:
 # --- pages ---------------------------------------------------------------------------------------------------
 
 
-def render(request: Request, template: str, user: User | None = None, status_code: int = 200, **context: Any):
+def render(request: Request, template: str, user: Account | None = None, status_code: int = 200, **context: Any):
     """A page from ``templates/``: ``base.html`` gets the user, the navigation and the CSRF token."""
     from faces.web.routes import nav_links
 

@@ -19,7 +19,7 @@ from faces.web.deps import AdminUser, CurrentUser, DbSession, State, render, web
 from faces.web.routes.sharing import DeletedOut, http_error
 
 
-def _remember_settings(request: Request) -> None:
+async def _remember_settings(request: Request) -> None:
     admin_settings.set_base_settings(web_state(request).settings)
 
 

@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from faces.store.models import User
 from faces.web.auth import AccountError, authenticate, create_user, set_password, verify_password
-from faces.web.deps import AdminUser, CurrentUser, DbSession, LoggedInUser, State, csrf_token, login_session
-from faces.web.deps import logout_session, render, settings_for
+from faces.web.deps import Account, AdminUser, CurrentUser, DbSession, LoggedInUser, State, csrf_token
+from faces.web.deps import login_session, logout_session, render, settings_for
 
 router = APIRouter()
 
@@ -55,7 +55,7 @@ class NewUserIn(BaseModel):
     is_admin: bool = False
 
 
-def user_out(user: User) -> UserOut:
+def user_out(user: User | Account) -> UserOut:
     return UserOut(id=user.id, username=user.username, display_name=user.display_name or user.username,
                    is_admin=user.is_admin)
 
@@ -138,11 +138,12 @@ def change_password(body: PasswordIn, request: Request, user: LoggedInUser, db: 
     """Change one's own password (ends every other session of the account)."""
     if not verify_password(user.password_hash, body.current_password):
         raise HTTPException(400, "The current password is wrong.")
+    account = db.get(User, user.id)
     try:
-        set_password(db, user, body.new_password)
+        set_password(db, account, body.new_password)
     except AccountError as exc:
         raise HTTPException(400, str(exc).capitalize() + ".") from None
-    session = login_session(request, user)
+    session = login_session(request, account)
     return SessionOut(user=user_out(user), csrf_token=session.csrf,
                       registration_open=state.settings.registration_open)
 

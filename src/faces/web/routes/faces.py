@@ -13,8 +13,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from faces.naming import actions
-from faces.store.models import Face, User
-from faces.web.deps import DbSession, LoggedInUser, State, face_for, settings_for
+from faces.store.models import Face
+from faces.web.deps import Account, DbSession, LoggedInUser, State, face_for, settings_for
 from faces.web.views import FaceOut, faces_of_images
 
 router = APIRouter(tags=["faces"])
@@ -56,7 +56,7 @@ def face_state_out(db: Session, face_id: int) -> FaceOut:
     return next(f for f in found if f.id == face_id)
 
 
-def _act(db: Session, state, user: User, face_id: int, action: Callable[..., actions.Outcome],  # noqa: ANN001
+def _act(db: Session, state, user: Account, face_id: int, action: Callable[..., actions.Outcome],  # noqa: ANN001
          *args, **kwargs) -> ActionResult:
     face = face_for(db, user, face_id, write=True)
     try:

@@ -17,11 +17,11 @@ from pydantic import BaseModel, Field
 from faces.sharing import contacts, deletion, groups, notifications, permissions, photos_of_me, stats
 from faces.sharing.admin_settings import set_base_settings
 from faces.sharing.errors import SharingError
-from faces.store.models import Face, Image, User
-from faces.web.deps import CurrentUser, DbSession, LoggedInUser, State, render, web_state
+from faces.store.models import Face, Image
+from faces.web.deps import Account, CurrentUser, DbSession, LoggedInUser, State, render, web_state
 
 
-def _remember_settings(request: Request) -> None:
+async def _remember_settings(request: Request) -> None:
     # so that event subscribers (e-mail, thumbnails) know this process's data directory and SMTP settings
     set_base_settings(web_state(request).settings)
 
@@ -278,7 +278,7 @@ def set_permissions(kind: Literal["view", "write"], body: AccessListIO, user: Lo
     return _permissions_out(db, user.id)
 
 
-def _own_image(db, user: User, image_id: int) -> Image:  # noqa: ANN001
+def _own_image(db, user: Account, image_id: int) -> Image:  # noqa: ANN001
     image = db.get(Image, image_id)
     if image is None or not permissions.can_view_image(db, user.id, image):
         raise HTTPException(404, "There is no image with this id that you may see.")
@@ -351,7 +351,7 @@ def photos_of_me_list(user: LoggedInUser, db: DbSession) -> list[photos_of_me.Ta
     return photos_of_me.tagged_faces(db, user.id)
 
 
-def _tagged_face(db, user: User, face_id: int) -> Face:  # noqa: ANN001
+def _tagged_face(db, user: Account, face_id: int) -> Face:  # noqa: ANN001
     for item in photos_of_me.tagged_faces(db, user.id):
         if item.face_id == face_id and item.may_view_image:
             return db.get(Face, face_id)
