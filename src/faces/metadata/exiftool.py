@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import warnings
 from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -119,11 +120,19 @@ class ExifTool:
         result = self.run("-j", *args)
         return _parse_json(result.stdout), result
 
+    @property
+    def pid(self) -> int | None:
+        """The process id of the running exiftool, or None (to measure its CPU time)."""
+        process = getattr(self._tool, "_process", None)
+        return getattr(process, "pid", None)
+
     def close(self) -> None:
         """Stop the process."""
         if self._tool is not None:
             try:
-                self._tool.terminate()
+                with warnings.catch_warnings():  # pyexiftool warns when the process has died already
+                    warnings.simplefilter("ignore")
+                    self._tool.terminate()
             except Exception:  # noqa: BLE001 - a dead process is already closed
                 pass
             self._tool = None

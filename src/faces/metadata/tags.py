@@ -40,6 +40,8 @@ ORIENTATION = "IFD0:Orientation"
 # exiftool arguments that read everything this module needs (group-1 names, structures as JSON objects)
 READ_ARGS = ["-struct", "-G1", f"-{MWG}", f"-{MP}", f"-{SUBJECT}", "-IPTC:all", f"-{PERSON}",
              f"-{MANAGED}", f"-{FILE_TYPE}", f"-{MIME_TYPE}", f"-{IMAGE_SIZE}#", f"-{ORIENTATION}#"]
+# what :func:`view` compares, to check a written file (no composite tags: "-e")
+VERIFY_ARGS = ["-e", "-struct", "-G1", f"-{MWG}", f"-{MP}", f"-{SUBJECT}", f"-{KEYWORDS}", f"-{PERSON}", f"-{MANAGED}"]
 
 IPTC_KEYWORD_BYTES = 64  # IPTC IIM limit of one keyword
 AREA_TOLERANCE = 2e-5  # two normalised areas closer than this are the same (we write 6 decimals)
@@ -420,11 +422,18 @@ def plan(tags: FileTags, faces: Sequence[FaceTag], *, upright_size: tuple[int, i
 
 
 def json_document(assign: dict[str, Any]) -> list[dict[str, Any]]:
-    """The exiftool ``-json=`` document of a plan's assignments: our texts base64-encoded, other programs'
-    values passed back exactly as exiftool gave them."""
+    """The exiftool ``-json=`` document of a plan's assignments, for every file of the command."""
+    return [json_entry(assign)]
+
+
+def json_entry(assign: dict[str, Any], delete: Sequence[str] = (), source: str = "*") -> dict[str, Any]:
+    """One object of an exiftool ``-json=`` document: the tags of file ``source`` ("*": every file of the
+    command). Our texts are base64-encoded, other programs' values passed back exactly as exiftool gave them.
+    The tags in ``delete`` get the value "-", which deletes them when exiftool runs with ``-f``; any other text
+    "-" is base64-encoded, so that it stays a value."""
 
     def convert(value: Any) -> Any:
-        if isinstance(value, Text):
+        if isinstance(value, Text) or value == "-":
             return _b64(value)
         if isinstance(value, list):
             return [convert(v) for v in value]
@@ -432,4 +441,5 @@ def json_document(assign: dict[str, Any]) -> list[dict[str, Any]]:
             return {k: convert(v) for k, v in value.items()}
         return value
 
-    return [{"SourceFile": "*", **{tag: convert(value) for tag, value in assign.items()}}]
+    return {"SourceFile": source, **{tag: convert(value) for tag, value in assign.items()},
+            **{tag: "-" for tag in delete}}

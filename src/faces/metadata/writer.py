@@ -1,14 +1,19 @@
 """Writing confirmed names into image files (or their ``.xmp`` sidecars), safely.
 
-One image = one exiftool read, one exiftool write of every tag at once (a JSON document), one read back:
+Images go through one stay-open exiftool in batches of :data:`WRITE_BATCH`:
 
-1. read the people tags of the target (the file, or its sidecar) and check the file is still the one scanned
-   (same stored size and orientation), writable, and of a kind exiftool can write;
-2. plan the new tags (:func:`faces.metadata.tags.plan`): other programs' regions and keywords kept;
-3. if the file already says that, stop (nothing is rewritten, the file keeps its date);
-4. write into a copy next to the target, read the copy back and compare with the plan;
-5. replace the target with the copy in one atomic rename. A failure at any step leaves the target untouched,
-   and no ``_original`` backup or temporary file is left behind.
+1. one exiftool command reads the people tags of every image of the batch (and of their sidecars); each file
+   is checked to be still the one scanned (same stored size and orientation), writable, and of a kind
+   exiftool can write;
+2. the new tags of each file are planned (:func:`faces.metadata.tags.plan`): other programs' regions and
+   keywords kept; a file that already says that is left alone (not rewritten, it keeps its date);
+3. one exiftool command per file writes all its tags at once (a JSON document) into a copy next to the target;
+4. one exiftool command reads all the copies back, and each is compared with its plan;
+5. each copy that reads back as planned replaces its target in one atomic rename, unless the target changed
+   meanwhile (size, date, inode).
+
+A failure of one file at any step leaves that file untouched and is reported for that file only; the others go
+on. No ``_original`` backup or temporary file is left behind.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from faces.metadata import geometry
@@ -39,12 +44,13 @@ from faces.metadata.errors import (
     UnsupportedFormat,
     WriteFailed,
 )
-from faces.metadata.exiftool import ExifTool, exiftool_path_for
+from faces.metadata.exiftool import ExifTool, check_arguments, exiftool_path_for
 from faces.store.models import Face, FaceState, Image, Name, User
 
 log = logging.getLogger(__name__)
 
 SIDECAR_NAMES = ("photo.jpg.xmp", "photo.xmp")
+WRITE_BATCH = 50  # images per batch: files per exiftool read command
 # file types (exiftool's FileType) that faces writes names into; others need a sidecar
 IN_FILE_TYPES = frozenset({"JPEG", "TIFF", "PNG", "WEBP", "HEIC", "HEIF", "AVIF", "GIF", "JXL", "PSD", "DNG", "JP2"})
 IPTC_TYPES = frozenset({"JPEG", "TIFF", "PSD"})  # where IPTC IIM keywords belong
@@ -52,6 +58,8 @@ _TURNED_BY_CONTAINER = frozenset({"HEIC", "HEIF", "AVIF"})  # rotation lives in 
 # types exiftool writes straight into a new file (-o); the others are copied first and written in place
 # (exiftool 12.57 refuses "-o" for WebP: "Can't write RIFF files")
 _WRITE_TO_NEW = frozenset({"JPEG", "TIFF", "PNG", "GIF", "JXL", "PSD", "DNG", "JP2", "HEIC", "HEIF", "AVIF"})
+# rewrite the other IPTC texts too, so that they stay right under the UTF-8 character set of our keywords
+_CONVERT_IPTC = ("-tagsFromFile", "@", "-IPTC:all", f"--{T.KEYWORDS}", f"--{T.CHARSET}")
 _MANAGED_XMP = ("-XMP-mwg-rs:all", "-XMP-MP:all", f"-{T.SUBJECT}", f"-{T.PERSON}", f"-{T.MANAGED}")
 
 
@@ -123,10 +131,9 @@ def _check_writable(path: Path, what: str = "the file") -> None:
                            f"on sidecar files (setting metadata.sidecar) to keep the names next to it")
 
 
-def _temp_name(target: Path) -> Path:
+def _temp_name(target: Path, token: str | None = None) -> Path:
     # same folder (so the final rename is atomic), hidden, same extension (exiftool goes by it)
-    suffix = "".join(target.suffixes[-1:])
-    return target.with_name(f".{target.stem}.faces-{secrets.token_hex(4)}{suffix}")
+    return target.with_name(f".{target.stem}.faces-{token or secrets.token_hex(4)}{target.suffix}")
 
 
 def _remove(path: Path | None) -> None:
@@ -139,6 +146,32 @@ def _remove(path: Path | None) -> None:
             pass
         except OSError as exc:
             log.warning("could not remove temporary file %s: %s", leftover, exc.strerror)
+
+
+@dataclass
+class _Task:
+    """One image on its way through :meth:`FileWriter.write_many`; ``error`` set means it stops here."""
+
+    job: ImageJob
+    image: Path | None = None  # the image file (symlinks resolved)
+    target: Path | None = None  # the file that holds the names: the image, or its sidecar
+    stamp: tuple[int, int, int] | None = None  # (size, mtime, inode) of the target before it was read
+    exists: bool = True  # the target exists (a new sidecar does not)
+    iptc: bool = False
+    copy_first: bool = False
+    plan: T.Plan | None = None
+    temp: Path | None = None  # the written copy, until it is renamed into place
+    outcome: FileOutcome | None = None
+    error: MetadataError | None = None
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    """What tells a changed file: size, modification time and inode; None when there is no file."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_size, st.st_mtime_ns, st.st_ino
 
 
 class FileWriter:
@@ -171,18 +204,53 @@ class FileWriter:
 
     def read_tags(self, path: Path) -> T.FileTags:
         """The people tags of ``path`` (an image or a sidecar). Raises NotAnImage / MetadataError."""
-        records, result = self.exiftool.read_json(*T.READ_ARGS, exiftool_path_for(path))
-        if not records:
-            message = "; ".join(result.error_lines()) or "exiftool could not read it"
-            raise NotAnImage(f"{path} cannot be read as an image: {message}")
-        tags = T.parse_record(records[0])
-        if tags.error:
-            raise NotAnImage(f"{path} cannot be read as an image: {tags.error}")
-        return tags
+        found = self.read_many([path])[path]
+        if isinstance(found, MetadataError):
+            raise found
+        return found
 
-    def _image_tags(self, path: Path, job: ImageJob) -> tuple[T.FileTags, ImageJob]:
-        """The tags of the image file, checked against what faces scanned; and the job to plan with."""
-        tags = self.read_tags(path)
+    def read_many(self, paths: Sequence[Path], args: Sequence[str] = T.READ_ARGS
+                  ) -> dict[Path, T.FileTags | MetadataError]:
+        """The people tags of many files (``args``: what to read), :data:`WRITE_BATCH` per exiftool command; a
+        file exiftool cannot read gets a NotAnImage error (the others are read all the same). When exiftool
+        itself breaks, it is restarted and the files are read one by one, so that only the file that breaks it
+        fails."""
+        out: dict[Path, T.FileTags | MetadataError] = {}
+        for start in range(0, len(paths), WRITE_BATCH):
+            part = list(dict.fromkeys(paths[start:start + WRITE_BATCH]))
+            names = [exiftool_path_for(p) for p in part]
+            try:
+                records, result = self.exiftool.read_json(*args, *names)
+            except MetadataError:
+                raise
+            except Exception:
+                if len(part) == 1:
+                    raise
+                self.exiftool.close()
+                for path in part:
+                    try:
+                        out.update(self.read_many([path], args))
+                    except MetadataError as exc:
+                        out[path] = exc
+                    except Exception as exc:  # noqa: BLE001 - this file breaks exiftool
+                        self.exiftool.close()
+                        out[path] = _broken(path, exc)
+                continue
+            by_arg = {str(r.get("SourceFile")): r for r in records}
+            for path, arg in zip(part, names):
+                record = by_arg.get(arg)
+                if record is None:
+                    # exiftool names the file at the end of its error line: "Error: File not found - PATH"
+                    lines = [line for line in result.error_lines() if line.endswith(f" - {arg}")]
+                    message = "; ".join(lines) or "exiftool could not read it"
+                    out[path] = NotAnImage(f"{path} cannot be read as an image: {message}")
+                    continue
+                tags = T.parse_record(record)
+                out[path] = NotAnImage(f"{path} cannot be read as an image: {tags.error}") if tags.error else tags
+        return out
+
+    def _image_tags(self, path: Path, tags: T.FileTags, job: ImageJob) -> ImageJob:
+        """Check the image's tags against what faces scanned; return the job to plan with."""
         if not tags.mime_type.startswith("image/") and tags.file_type not in IN_FILE_TYPES:
             kind = tags.file_type or "unknown"
             raise NotAnImage(f"{path} is not an image file (exiftool sees {kind} data)")
@@ -200,21 +268,113 @@ class FileWriter:
         if turned_by_container and tags.stored_size == job.upright_size:
             # HEIF players apply the container's rotation; treat the upright pixels as the stored ones
             job = ImageJob(job.image_id, job.path, job.upright_size, 1, job.faces)
-        return tags, job
+        return job
 
     # -- writing -----------------------------------------------------------------------------------------
 
     def write(self, job: ImageJob) -> FileOutcome:
         """Write the names of ``job`` into its file or sidecar. Raises a MetadataError subclass with a plain
         message on any problem; the file is then exactly as it was."""
-        image = _check_readable(Path(job.path))
-        image_tags, job = self._image_tags(image, job)
+        [result] = self.write_many([job])
+        if isinstance(result, MetadataError):
+            raise result
+        return result
+
+    def write_many(self, jobs: Sequence[ImageJob]) -> list[FileOutcome | MetadataError]:
+        """Write the names of many images, :data:`WRITE_BATCH` at a time (see the module docstring).
+
+        Returns, in the order of ``jobs``, a :class:`FileOutcome` or the MetadataError of that file; a file
+        that fails leaves its original untouched and does not stop the others.
+        """
+        tasks = [_Task(job) for job in jobs]
+        group: list[_Task] = []
+        targets: set[Path] = set()
+        for task in tasks:
+            self._guard(task, self._locate, task)
+            if task.error is None and (task.target in targets or len(group) == WRITE_BATCH):
+                self._write_group(group)  # the same file twice: the second write must see the first
+                group, targets = [], set()
+            if task.error is None:
+                group.append(task)
+                targets.add(task.target)
+        self._write_group(group)
+        return [task.error or task.outcome for task in tasks]  # type: ignore[misc]
+
+    def _guard(self, task: _Task, step: Callable[..., None], *args: object) -> None:
+        """Run one step of one file; any failure becomes that file's error (the others go on)."""
+        try:
+            step(*args)
+        except MetadataError as exc:
+            task.error = exc
+        except OSError as exc:
+            task.error = WriteFailed(f"{task.job.path}: {exc.strerror or exc}")
+        except Exception as exc:  # noqa: BLE001 - exiftool itself broke: restart it, go on with the next file
+            log.warning("image %s: exiftool failed (%s)", task.job.image_id, type(exc).__name__,
+                        exc_info=log.isEnabledFor(logging.DEBUG))
+            self.exiftool.close()
+            task.error = _broken(Path(task.job.path), exc)
+
+    def _locate(self, task: _Task) -> None:
+        """Which file gets the names, and whether exiftool can be given its name."""
+        image = _check_readable(Path(task.job.path))
+        check_arguments([os.fspath(image)])
         if self.sidecar:
             # next to the path as the library knows it (a symlinked photo gets its sidecar beside the link)
-            target = sidecar_path(Path(job.path), self.sidecar_name)
-            exists = target.is_file()
-            existing = self.read_tags(target) if exists else image_tags
-            if exists:
+            target = sidecar_path(Path(task.job.path), self.sidecar_name)
+            check_arguments([os.fspath(target)])
+        else:
+            target = image
+        task.image, task.target = image, target
+
+    def _write_group(self, tasks: list[_Task]) -> None:
+        if not tasks:
+            return
+        for task in tasks:
+            self._guard(task, self._take_stamp, task)
+        tasks = [t for t in tasks if t.error is None]
+        try:
+            # 1. one exiftool command reads the images (and their sidecars)
+            wanted = [t.image for t in tasks] + [t.target for t in tasks if t.target != t.image and t.exists]
+            found = self._read_or_fail(tasks, wanted)
+            for task in tasks:
+                self._guard(task, self._plan, task, found)
+            # 2. exiftool writes each file into a copy
+            todo = [t for t in tasks if t.error is None and t.outcome is None]
+            self._write_copies(todo)
+            # 3. one command reads the copies back; 4. each copy that says what was planned replaces its file
+            todo = [t for t in todo if t.error is None]
+            written = self._read_or_fail(todo, [t.temp for t in todo], T.VERIFY_ARGS)
+            for task in todo:
+                self._guard(task, self._check_copy, task, written)
+                self._guard(task, self._commit, task)
+        finally:
+            for task in tasks:
+                _remove(task.temp)
+                task.temp = None
+
+    @staticmethod
+    def _take_stamp(task: _Task) -> None:
+        task.stamp = _stamp(task.target)
+        task.exists = task.stamp is not None
+
+    def _read_or_fail(self, tasks: list[_Task], paths: list[Path], args: Sequence[str] = T.READ_ARGS
+                      ) -> dict[Path, T.FileTags | MetadataError]:
+        """:meth:`read_many`; if that fails as a whole, every one of ``tasks`` gets the error."""
+        try:
+            return self.read_many(paths, args)
+        except Exception as exc:  # noqa: BLE001 - e.g. exiftool would not start again
+            for task in tasks:
+                if task.error is None:
+                    self._guard(task, _raise, exc)
+            return {}
+
+    def _plan(self, task: _Task, found: dict[Path, T.FileTags | MetadataError]) -> None:
+        job, image, target = task.job, task.image, task.target
+        image_tags = _found(found, image)
+        job = self._image_tags(image, image_tags, job)
+        if self.sidecar:
+            existing = _found(found, target) if task.exists else image_tags
+            if task.exists:
                 _check_writable(target, "its sidecar")
             iptc = False
         else:
@@ -224,33 +384,91 @@ class FileWriter:
                     f"exiftool cannot write names into {kind} files such as {image}; turn on sidecar files "
                     f"(setting metadata.sidecar) to keep the names in an .xmp file next to it")
             _check_writable(image)
-            target, exists, existing = image, True, image_tags
-            iptc = image_tags.file_type in IPTC_TYPES
+            existing, iptc = image_tags, image_tags.file_type in IPTC_TYPES
         existing.stored_size = image_tags.stored_size
         plan = T.plan(existing, job.faces, upright_size=job.upright_size, orientation=job.orientation, iptc=iptc)
-        outcome = FileOutcome(status="unchanged", target=str(target), regions=plan.regions_written,
-                              foreign_regions=plan.foreign_regions)
-        if plan.unchanged:
-            return outcome
-        self._write_plan(plan, image, target, exists, iptc,
-                         copy_first=self.sidecar or image_tags.file_type not in _WRITE_TO_NEW)
-        outcome.status = "written"
-        if target == image:
-            outcome.content_hash, outcome.bytes = sha256_file(image)
-        return outcome
+        task.outcome = FileOutcome(status="unchanged", target=str(target), regions=plan.regions_written,
+                                   foreign_regions=plan.foreign_regions)
+        if not plan.unchanged:
+            task.plan, task.iptc = plan, iptc
+            task.copy_first = self.sidecar or image_tags.file_type not in _WRITE_TO_NEW
+            task.outcome = None
 
-    def _write_plan(self, plan: T.Plan, image: Path, target: Path, exists: bool, iptc: bool,
-                    copy_first: bool) -> None:
+    def _write_copies(self, tasks: list[_Task]) -> None:
+        """Write each task's planned tags into a copy of its target (``task.temp``). Files that exiftool writes
+        straight into a new file share one command (each gets its own tags from one JSON document); the others
+        (a new or existing sidecar, a WebP, an odd file name) get one command each."""
+        alone = [t for t in tasks if not _shareable(t)]
+        for legacy in (False, True):
+            shared = [t for t in tasks if _shareable(t) and _convert_iptc(t) == legacy]
+            if len(shared) > 1:
+                self._write_together(shared, legacy)
+            else:
+                alone += shared
+        for task in alone:
+            self._guard(task, self._write_copy, task)
+
+    def _write_together(self, tasks: list[_Task], legacy: bool) -> None:
+        token = secrets.token_hex(4)
+        entries, args = [], []
+        for task in tasks:
+            if not os.access(task.target.parent, os.W_OK):
+                task.error = ReadOnlyFile(f"the folder {task.target.parent} is read-only, so faces cannot write "
+                                          f"{task.target.name} safely")
+                continue
+            task.temp = _temp_name(task.target, token)
+            args.append(exiftool_path_for(task.target))
+            entries.append(T.json_entry(task.plan.assign, task.plan.delete, source=args[-1]))
+        tasks = [t for t in tasks if t.error is None]
+        if not tasks:
+            return
+        doc = os.path.join(self._json_dir, f"{token}.json")
+        with open(doc, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(entries, ensure_ascii=False))
+        try:
+            # "-f": a tag set to "-" in the document is deleted; "%d.%f...": the same names as _temp_name
+            result = self.exiftool.run("-m", "-f", f"-json={doc}", *(_CONVERT_IPTC if legacy else ()),
+                                       "-o", f"%d.%f.faces-{token}.%e", *args)
+        except MetadataError:
+            raise
+        except Exception:  # noqa: BLE001 - exiftool broke on one of them: restart it, write them one by one
+            self.exiftool.close()
+            for task in tasks:
+                _remove(task.temp)
+                task.temp = None
+                self._guard(task, self._write_copy, task)
+            return
+        finally:
+            try:
+                os.unlink(doc)
+            except OSError:
+                pass
+        errors, lines = result.error_lines(), result.stderr.splitlines()
+        for task, arg in zip(tasks, args):
+            # exiftool names the file at the end of its message: "Error: Not a valid JPEG - PATH"
+            mine = [line for line in errors if line.endswith(f" - {arg}")]
+            if mine or not task.temp.is_file():
+                said = mine or [line.strip() for line in lines if line.rstrip().endswith(f" - {arg}")]
+                task.error = _write_error(task.target, said[0] if said else "exiftool did not write it")
+                continue
+            try:
+                shutil.copymode(task.target, task.temp)
+            except OSError:
+                pass
+
+    def _write_copy(self, task: _Task) -> None:
+        """Write the planned tags into a new copy of the target (``task.temp``), next to it."""
+        plan, image, target, exists = task.plan, task.image, task.target, task.exists
         doc = os.path.join(self._json_dir, f"{secrets.token_hex(8)}.json")
         with open(doc, "w", encoding="utf-8") as handle:
-            json.dump(T.json_document(plan.assign), handle, ensure_ascii=False)
-        temp = _temp_name(target)
+            # json.dumps, not json.dump: the latter takes the pure-Python encoder (twice the Python time here)
+            handle.write(json.dumps(T.json_document(plan.assign), ensure_ascii=False))
+        task.temp = temp = _temp_name(target)
         try:
             args = ["-m", f"-json={doc}", *[f"-{tag}=" for tag in plan.delete]]
-            if iptc and T.KEYWORDS in plan.assign and plan.iptc_legacy:
-                # rewrite the other IPTC texts too, so that they stay right under the UTF-8 character set
-                args += ["-tagsFromFile", "@", "-IPTC:all", f"--{T.KEYWORDS}", f"--{T.CHARSET}"]
-            if exists and not copy_first:
+            if _convert_iptc(task):
+                args += _CONVERT_IPTC
+            if exists and not task.copy_first:
                 if not os.access(target.parent, os.W_OK):
                     raise ReadOnlyFile(f"the folder {target.parent} is read-only, so faces cannot write "
                                        f"{target.name} safely")
@@ -276,35 +494,78 @@ class FileWriter:
                 # a new sidecar starts as a copy of the image's own XMP (minus the tags planned here)
                 result = self.exiftool.run(*args, "-tagsFromFile", exiftool_path_for(image), "-XMP:all",
                                            *["-" + t for t in _MANAGED_XMP], "-o", exiftool_path_for(temp))
-            errors = result.error_lines()
-            if result.status != 0 or errors or not temp.is_file():
-                message = errors[0] if errors else f"exiftool exit status {result.status}"
-                if "can't write" in message.lower() or "not yet supported" in message.lower():
-                    raise UnsupportedFormat(f"exiftool cannot write into {target.name}: {message}; turn on "
-                                            f"sidecar files (setting metadata.sidecar) to keep the names next to it")
-                raise WriteFailed(f"exiftool could not write the names into {target}: {message}")
-            try:
-                written = self.read_tags(temp)
-            except MetadataError:
-                written = None
-            if written is None or T.view(written, iptc=iptc) != plan.expected:
-                raise WriteFailed(f"the names written into {target.name} did not read back as written; "
-                                  f"the file was left as it was")
-            if exists:
-                try:
-                    st = target.stat()
-                    if (st.st_uid, st.st_gid) != (temp.stat().st_uid, temp.stat().st_gid):
-                        os.chown(temp, st.st_uid, st.st_gid)
-                except OSError:
-                    pass  # not allowed to give the file back to its owner: it stays ours, still readable
-            os.replace(temp, target)
-            temp = None
         finally:
-            _remove(temp)
             try:
                 os.unlink(doc)
             except OSError:
                 pass
+        errors = result.error_lines()
+        if result.status != 0 or errors or not temp.is_file():
+            raise _write_error(target, errors[0] if errors else f"exiftool exit status {result.status}")
+
+    def _check_copy(self, task: _Task, written: dict[Path, T.FileTags | MetadataError]) -> None:
+        tags = written.get(task.temp)
+        if not isinstance(tags, T.FileTags) or T.view(tags, iptc=task.iptc) != task.plan.expected:
+            raise WriteFailed(f"the names written into {task.target.name} did not read back as written; "
+                              f"the file was left as it was")
+
+    def _commit(self, task: _Task) -> None:
+        """Put the checked copy in the target's place (unless the target changed meanwhile)."""
+        if task.error is not None:
+            return
+        target, temp = task.target, task.temp
+        if _stamp(target) != task.stamp:
+            raise FileChanged(f"{target} changed while faces was writing names into it; it was left as it is, "
+                              f"write the names again")
+        if task.exists:
+            try:
+                st = target.stat()
+                if (st.st_uid, st.st_gid) != (temp.stat().st_uid, temp.stat().st_gid):
+                    os.chown(temp, st.st_uid, st.st_gid)
+            except OSError:
+                pass  # not allowed to give the file back to its owner: it stays ours, still readable
+        os.replace(temp, target)
+        task.temp = None
+        task.outcome = FileOutcome(status="written", target=str(target), regions=task.plan.regions_written,
+                                   foreign_regions=task.plan.foreign_regions)
+        if target == task.image:
+            task.outcome.content_hash, task.outcome.bytes = sha256_file(target)
+
+
+def _found(found: dict[Path, T.FileTags | MetadataError], path: Path) -> T.FileTags:
+    tags = found.get(path)
+    if isinstance(tags, MetadataError):
+        raise tags
+    if tags is None:
+        raise NotAnImage(f"{path} cannot be read as an image: exiftool could not read it")
+    return tags
+
+
+def _shareable(task: _Task) -> bool:
+    """Whether exiftool can write this file in a command with others: straight into a new file, whose name
+    exiftool's "%d.%f...%e" spells as :func:`_temp_name` does (an extension, no backslash)."""
+    return task.exists and not task.copy_first and bool(task.target.suffix) and "\\" not in str(task.target)
+
+
+def _convert_iptc(task: _Task) -> bool:
+    """Whether the file's other IPTC texts must be rewritten with our keywords (they are not declared UTF-8)."""
+    return task.iptc and T.KEYWORDS in task.plan.assign and task.plan.iptc_legacy
+
+
+def _write_error(target: Path, message: str) -> MetadataError:
+    """The error of a write that exiftool refused, from its message."""
+    if "can't write" in message.lower() or "not yet supported" in message.lower():
+        return UnsupportedFormat(f"exiftool cannot write into {target.name}: {message}; turn on sidecar files "
+                                 f"(setting metadata.sidecar) to keep the names next to it")
+    return WriteFailed(f"exiftool could not write the names into {target}: {message}")
+
+
+def _broken(path: Path, exc: BaseException) -> WriteFailed:
+    return WriteFailed(f"exiftool failed on {path} ({type(exc).__name__}); the file was left as it was")
+
+
+def _raise(exc: BaseException) -> None:
+    raise exc
 
 
 # ----------------------------------------------------------------------------------------------- library
@@ -386,7 +647,7 @@ def load_jobs(session, settings, owner_id: int, image_ids: Sequence[int]) -> tup
 
 def write_names(store, settings, owner_id: int, image_ids: Iterable[int] | None = None, *,  # noqa: ANN001
                 exiftool: ExifTool | None = None, progress: Callable[[int, int, str], None] | None = None,
-                chunk: int = 200) -> WriteReport:
+                chunk: int = 200, batch: int = WRITE_BATCH) -> WriteReport:
     """Write the confirmed names of ``owner_id``'s images into the files (or sidecars).
 
     Args:
@@ -395,8 +656,9 @@ def write_names(store, settings, owner_id: int, image_ids: Iterable[int] | None 
         owner_id: the library.
         image_ids: the images to write; None: every image with a confirmed name.
         exiftool: a stay-open exiftool to use (default: one started for this call).
-        progress: called as ``progress(done, total, path)`` after each image.
+        progress: called as ``progress(done, total, path)`` after each image (after each batch of them).
         chunk: images loaded from the database at a time.
+        batch: images written together (:meth:`FileWriter.write_many`); 1: file by file (for comparison).
     Returns:
         A :class:`WriteReport`; a file that fails is in ``failed`` with its reason, the others go on.
     Raises:
@@ -422,45 +684,46 @@ def write_names(store, settings, owner_id: int, image_ids: Iterable[int] | None 
                     report.failed.append(WriteFailure(image_id, "", "not_found", f"image {image_id} is not in this "
                                                       f"library, or its file could not be read when scanned"))
                     done += 1
-                for job in jobs:
-                    _write_one(store, writer, owner_id, job, report)
-                    done += 1
-                    if progress:
-                        progress(done, len(ids), job.path)
+                for first in range(0, len(jobs), batch):
+                    part_jobs = jobs[first:first + batch]
+                    hashes = []
+                    for job, result in zip(part_jobs, writer.write_many(part_jobs)):
+                        if isinstance(result, MetadataError):
+                            log.warning("names not written into image %s: %s", job.image_id, result.code)
+                            report.failed.append(WriteFailure(job.image_id, job.path, result.code, result.message))
+                        elif result.status == "unchanged":
+                            report.unchanged += 1
+                        else:
+                            report.written += 1
+                            if result.content_hash:
+                                hashes.append((job.image_id, result.content_hash, result.bytes))
+                    # the files' bytes changed: keep their content hashes right, or a rescan would see new images
+                    _save_hashes(store, owner_id, hashes)
+                    for job in part_jobs:
+                        done += 1
+                        if progress:
+                            progress(done, len(ids), job.path)
     finally:
         if own:
             tool.close()
     return report
 
 
-def _write_one(store, writer: FileWriter, owner_id: int, job: ImageJob, report: WriteReport) -> None:  # noqa: ANN001
+def _save_hashes(store, owner_id: int, hashes: list[tuple[int, str, int]]) -> None:  # noqa: ANN001
+    """Store the new content hash and size of rewritten images: one transaction, or one per image when an
+    image's new content is already another image of the library."""
+    if not hashes:
+        return
+    table = Image.__table__
+    statement = (update(table).where(table.c.id == bindparam("image_id"), table.c.owner_id == owner_id)
+                 .values(content_hash=bindparam("digest"), bytes=bindparam("size")))
     try:
-        outcome = writer.write(job)
-    except MetadataError as exc:
-        log.warning("names not written into image %s: %s", job.image_id, exc.code)
-        report.failed.append(WriteFailure(job.image_id, job.path, exc.code, exc.message))
+        with store.session() as session:
+            session.execute(statement, [{"image_id": i, "digest": d, "size": n} for i, d, n in hashes])
         return
-    except OSError as exc:
-        log.warning("names not written into image %s: %s", job.image_id, exc.strerror)
-        report.failed.append(WriteFailure(job.image_id, job.path, "write_failed",
-                                          f"{job.path}: {exc.strerror or exc}"))
-        return
-    except Exception as exc:  # noqa: BLE001 - exiftool itself broke: restart it, go on with the next file
-        log.warning("names not written into image %s: exiftool failed (%s)", job.image_id, type(exc).__name__)
-        writer.exiftool.close()
-        report.failed.append(WriteFailure(job.image_id, job.path, "write_failed",
-                                          f"exiftool failed on {job.path} ({type(exc).__name__}); the file was "
-                                          f"left as it was"))
-        return
-    if outcome.status == "unchanged":
-        report.unchanged += 1
-        return
-    report.written += 1
-    if outcome.content_hash:
-        # the file's bytes changed: keep its content hash right, or a rescan would see a new image
-        try:
-            with store.session() as session:
-                session.execute(update(Image).where(Image.id == job.image_id, Image.owner_id == owner_id)
-                                .values(content_hash=outcome.content_hash, bytes=outcome.bytes))
-        except IntegrityError:
-            log.warning("image %s: its new content is already another image of this library", job.image_id)
+    except IntegrityError:
+        if len(hashes) == 1:
+            log.warning("image %s: its new content is already another image of this library", hashes[0][0])
+            return
+    for item in hashes:
+        _save_hashes(store, owner_id, [item])
