@@ -14,7 +14,8 @@ from functools import lru_cache
 
 from fastapi import HTTPException, Response
 from pydantic import BaseModel
-from sqlalchemy import Select, String, and_, bindparam, case, false, func, or_, select, true, type_coerce
+from sqlalchemy import Integer, Select, String, and_, bindparam, case, false, func, or_, select, true, tuple_
+from sqlalchemy import type_coerce
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -257,25 +258,32 @@ def _has_name(name_id: ColumnElement, *, several: bool, include_guesses: bool) -
 
 
 def _page_statement(shape: _PageShape, visible: ColumnElement[bool]) -> Select:
-    """A page of the images that ``visible`` keeps, newest first, with ``shape``'s filters as bound parameters."""
-    query = select(*_IMAGE_COLUMNS).where(visible)
+    """A page of the images that ``visible`` keeps, newest first, with ``shape``'s filters as bound parameters.
+
+    The page's ids come from a derived table that reads only the (owner_id, sort_at, id) index for a plain page,
+    and the image columns are joined to those few ids: MariaDB otherwise walked the index from the newest photo
+    down to the cursor for every page (a deep page cost as much as all the pages before it)."""
+    ids = select(_IMAGES.c.id).where(visible)
     if shape.date_from:
-        query = query.where(_IMAGES.c.sort_at >= bindparam("date_from", type_=_IMAGES.c.sort_at.type))
+        ids = ids.where(_IMAGES.c.sort_at >= bindparam("date_from", type_=_IMAGES.c.sort_at.type))
     if shape.date_to:
-        query = query.where(_IMAGES.c.sort_at < bindparam("date_to", type_=_IMAGES.c.sort_at.type))
+        ids = ids.where(_IMAGES.c.sort_at < bindparam("date_to", type_=_IMAGES.c.sort_at.type))
     if shape.names and shape.match_all:
-        query = query.where(*[_has_name(bindparam(f"name_{i}"), several=False, include_guesses=shape.include_guesses)
-                              for i in range(shape.names)])
+        ids = ids.where(*[_has_name(bindparam(f"name_{i}"), several=False, include_guesses=shape.include_guesses)
+                          for i in range(shape.names)])
     elif shape.names:
-        query = query.where(_has_name(bindparam("names", expanding=True), several=True,
-                                      include_guesses=shape.include_guesses))
+        ids = ids.where(_has_name(bindparam("names", expanding=True), several=True,
+                                  include_guesses=shape.include_guesses))
     if shape.errors_only:
-        query = query.where(_IMAGES.c.error_code.is_not(None))
+        ids = ids.where(_IMAGES.c.error_code.is_not(None))
     if shape.after:
-        at = bindparam("at", type_=_IMAGES.c.sort_at.type)
-        # the first condition bounds the index range; the second breaks ties on the id
-        query = query.where(_IMAGES.c.sort_at <= at, or_(_IMAGES.c.sort_at < at, _IMAGES.c.id < bindparam("last_id")))
-    return query.order_by(_IMAGES.c.sort_at.desc(), _IMAGES.c.id.desc()).limit(bindparam("limit"))
+        at, last_id = bindparam("at", type_=_IMAGES.c.sort_at.type), bindparam("last_id", type_=Integer)
+        # (sort_at, id) < (at, last_id) bounds the index range exactly on PostgreSQL and SQLite; sort_at <= at
+        # bounds it on MariaDB, which does not use a row comparison for a range
+        ids = ids.where(_IMAGES.c.sort_at <= at, tuple_(_IMAGES.c.sort_at, _IMAGES.c.id) < tuple_(at, last_id))
+    newest_first = (_IMAGES.c.sort_at.desc(), _IMAGES.c.id.desc())
+    page = ids.order_by(*newest_first).limit(bindparam("limit", type_=Integer)).subquery("page")
+    return select(*_IMAGE_COLUMNS).join_from(_IMAGES, page, _IMAGES.c.id == page.c.id).order_by(*newest_first)
 
 
 @lru_cache(maxsize=128)
