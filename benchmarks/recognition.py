@@ -5,6 +5,7 @@ Usage (from the project root, in the venv):
     python benchmarks/recognition.py                      # ../shared/data/identities.csv, K = 1 2 3
     python benchmarks/recognition.py --folder DIR [--strangers DIR2]   # DIR/PERSON/IMAGE
     python benchmarks/recognition.py --sweep              # also tune the rules (in process, same data)
+    python benchmarks/recognition.py --ann ivf --ann-probes 2   # guess through the index, few lists per face
 
 People with ``--min-photos`` (4) photos or more are *known*: the first K photos of each (that have a face)
 are named through the command line (``faces name --csv``), then ``faces guess`` runs and ``faces faces --json``
@@ -181,10 +182,11 @@ def score(items, faces_by_photo, known, named, listing) -> dict:
     }
 
 
-def run_cli(cache: Path, items, faces_by_photo, known, ks, finder_sets) -> list[dict]:
+def run_cli(cache: Path, items, faces_by_photo, known, ks, finder_sets, extra_env: dict | None = None) -> list[dict]:
     rows = []
     for label, finders in finder_sets.items():
         env = {f"FACES_FINDERS__{f.upper()}__ENABLED": "false" for f in ALL_FINDERS if f not in finders}
+        env.update(extra_env or {})
         for k in ks:
             with tempfile.TemporaryDirectory() as tmp:
                 library = Path(tmp) / "lib"
@@ -338,6 +340,9 @@ def main() -> None:
     parser.add_argument("--sweep", action="store_true", help="also tune the rules in process")
     parser.add_argument("--no-cli", action="store_true", help="skip the command-line runs")
     parser.add_argument("--json-out", type=Path, help="write every number to this JSON file")
+    parser.add_argument("--ann", choices=["auto", "exact", "ivf"], default="auto",
+                        help="setting ann_index for the command-line runs (ivf: guess through the index)")
+    parser.add_argument("--ann-probes", type=int, help="setting ann_probes (index lists looked at per face)")
     args = parser.parse_args()
 
     items = load_folder(args.folder, args.strangers) if args.folder else load_identities(args.data)
@@ -390,7 +395,10 @@ def main() -> None:
     if not args.no_cli:
         print("\nThrough the command line (faces name --csv, faces guess, faces faces --json):\n")
         print(HEADER)
-        results["cli"] = run_cli(args.cache, items, faces_by_photo, known, args.k, FINDER_SETS)
+        extra = {"FACES_ANN_INDEX": args.ann}
+        if args.ann_probes:
+            extra["FACES_ANN_PROBES"] = str(args.ann_probes)
+        results["cli"] = run_cli(args.cache, items, faces_by_photo, known, args.k, FINDER_SETS, extra)
     if args.json_out:
         args.json_out.write_text(json.dumps(results, indent=2, default=str))
 

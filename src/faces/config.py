@@ -87,7 +87,9 @@ class Settings:
     default_view: str = "contacts"  # who views a library without permission entries: contacts | owner
     default_write: str = "owner"  # who names faces of a library without permission entries: owner | contacts
     base_url: str = ""  # public address of the web page, for links in e-mails, e.g. https://faces.example.org
-    ann_index: str = "auto"  # nearest-neighbour search: "auto", "exact", "usearch", "pgvector"
+    ann_index: str = "auto"  # guessing against many faces: "auto" (index from ann_min_faces), "exact", "ivf"
+    ann_min_faces: int = 50_000  # faces of one finder in a library from which "auto" uses the index
+    ann_probes: int = 8  # index lists compared per face (more: slower, fewer faces missed)
     sync_interval: int = 0  # seconds between automatic clone syncs; 0 = off
     max_image_pixels: int = 120_000_000  # decompression-bomb limit
     finders: dict[str, FinderSettings] = field(default_factory=_default_finders)
@@ -230,6 +232,10 @@ def load_settings(data_dir: str | Path | None = None, environ: dict[str, str] | 
     if settings.metadata.sidecar_name not in ("photo.jpg.xmp", "photo.xmp"):
         raise ConfigError("setting metadata.sidecar_name: expected 'photo.jpg.xmp' or 'photo.xmp', "
                           f"got {settings.metadata.sidecar_name!r}")
+    if settings.ann_index not in ("auto", "exact", "ivf"):
+        raise ConfigError(f"setting ann_index: expected 'auto', 'exact' or 'ivf', got {settings.ann_index!r}")
+    if settings.ann_probes < 1 or settings.ann_min_faces < 0:
+        raise ConfigError("settings ann_probes and ann_min_faces: expected ann_probes >= 1 and ann_min_faces >= 0")
     if settings.executor not in ("inprocess", "celery"):
         raise ConfigError(f"setting executor: expected 'inprocess' or 'celery', got {settings.executor!r}")
     return settings

@@ -7,12 +7,16 @@ compared with one matrix product per block.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
 
+from faces.recognition.blas import one_blas_thread
+
 METRICS = ("euclidean", "cosine")
 BLOCK_ELEMENTS = 8_000_000  # query rows x known rows per block (32 MB of float32 distances)
+SKINNY_QUERIES = 64  # up to this many queries, the product runs on one BLAS thread
 
 
 class MetricError(ValueError):
@@ -72,7 +76,23 @@ def radius_pairs(queries: Prepared, known: Prepared, radius: float) -> tuple[np.
 
     Returns ``(query_rows, known_rows, distances)``, sorted by query row then distance.
     """
-    out_q, out_k, out_d = [], [], []
+    # a few queries against many faces: the product only streams the matrix once, one thread does it as fast
+    # and does not wait for a busy second core (see faces.recognition.blas)
+    with one_blas_thread() if len(queries) <= SKINNY_QUERIES else nullcontext():
+        out_q, out_k, out_d = _radius_blocks(queries, known, radius)
+    if not out_q:
+        return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32)
+    q = np.concatenate(out_q).astype(np.int64)
+    k = np.concatenate(out_k).astype(np.int64)
+    d = np.concatenate(out_d).astype(np.float32)
+    order = np.lexsort((d, q))
+    return q[order], k[order], d[order]
+
+
+def _radius_blocks(queries: Prepared, known: Prepared, radius: float) -> tuple[list, list, list]:
+    out_q: list = []
+    out_k: list = []
+    out_d: list = []
     if len(queries) and len(known):
         step = max(1, BLOCK_ELEMENTS // max(1, len(known)))
         for start in range(0, len(queries), step):
@@ -91,10 +111,4 @@ def radius_pairs(queries: Prepared, known: Prepared, radius: float) -> tuple[np.
             out_q.append(q + start)
             out_k.append(k)
             out_d.append(d)
-    if not out_q:
-        return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32)
-    q = np.concatenate(out_q).astype(np.int64)
-    k = np.concatenate(out_k).astype(np.int64)
-    d = np.concatenate(out_d).astype(np.float32)
-    order = np.lexsort((d, q))
-    return q[order], k[order], d[order]
+    return out_q, out_k, out_d
