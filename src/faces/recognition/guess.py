@@ -62,7 +62,7 @@ class Channel:
     known_name_ids: np.ndarray
     query: Prepared
     query_rows: np.ndarray
-    # Optional nearest-neighbour search (e.g. faces.recognition.index.UsearchIndex.radius_pairs) used instead of
+    # Optional nearest-neighbour search (e.g. faces.recognition.ann.BoundIndex.radius_pairs) used instead of
     # the exact block search: ``search(query, radius) -> (query_rows, known_rows, distances)``.
     search: Callable[[Prepared, float], tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
 
