@@ -13,7 +13,8 @@ Methods, all feeding the same rules (``faces.recognition.guess.guess_names``):
 - ``exact``: the block matrix product of ``faces.recognition.vectors.radius_pairs`` (every named face);
 - ``ivf``: the app's index (``faces.recognition.index.IvfIndex``, about sqrt(N) lists, ``--probes`` lists looked at
   per face; the build is timed apart, the app builds it once and saves it);
-- ``usearch``: an HNSW graph (f16, 32 nearest, distances recomputed exactly), for comparison only.
+- ``usearch``: an HNSW graph (f16, 32 nearest, distances recomputed exactly), for comparison only (not a
+  dependency of faces: ``pip install usearch`` first).
 
 The report gives build and guess times, how many guesses agree with the exact ones (same name, or no guess in
 both) when ``exact`` ran at that size, the time per 1000 named faces (linear growth = a flat column), and the
