@@ -205,3 +205,29 @@ def test_the_same_file_twice_in_one_batch(photo, data_root):
     assert (first.status, second.status) == ("written", "written")  # the second saw what the first wrote
     assert set(mwg_boxes(read_back(path))) == {"Bob"}
     assert leftovers(path.parent) == []
+
+
+def test_copies_left_by_a_killed_write_are_removed_by_the_next_write(photo, data_root, library, store,
+                                                                      write_settings):
+    """A write killed between copying and renaming leaves a hidden copy; the next write in that folder removes it
+    once it is old (a fresh one may belong to a write still running), and never touches other hidden files."""
+    path = distinct_photo(photo, "kept.jpg")
+    image_id = add_with_ann(library, data_root, path)
+    folder = path.parent
+    old_copy = folder / ".kept.faces-0123abcd.jpg"
+    old_copy.write_bytes(path.read_bytes())
+    old_tmp = folder / ".kept.faces-89abcdef.jpg_exiftool_tmp"
+    old_tmp.write_bytes(b"partial")
+    fresh_copy = folder / ".other.faces-fedcba98.jpg"
+    fresh_copy.write_bytes(b"in progress")
+    someone_elses = folder / ".kept.jpg.swp"
+    someone_elses.write_bytes(b"editor")
+    hour_ago = os.path.getmtime(path) - 3600
+    for p in (old_copy, old_tmp, someone_elses):
+        os.utime(p, (hour_ago, hour_ago))
+
+    report = write_names(store, write_settings, library.owner_id, [image_id])
+
+    assert report.written == 1
+    assert not old_copy.exists() and not old_tmp.exists()
+    assert fresh_copy.exists() and someone_elses.exists()

@@ -22,9 +22,11 @@ import hashlib
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,6 +136,33 @@ def _check_writable(path: Path, what: str = "the file") -> None:
 def _temp_name(target: Path, token: str | None = None) -> Path:
     # same folder (so the final rename is atomic), hidden, same extension (exiftool goes by it)
     return target.with_name(f".{target.stem}.faces-{token or secrets.token_hex(4)}{target.suffix}")
+
+
+# Our copies (see _temp_name), as exiftool may leave them; one older than STALE_COPY_SECONDS was left by a killed
+# process: nothing else will ever rename or remove it.
+_COPY_NAME = re.compile(r"^\..+\.faces-[0-9a-f]{8}\.[^.]+(_exiftool_tmp)?$")
+STALE_COPY_SECONDS = 600
+
+
+def remove_stale_copies(folders: Iterable[Path]) -> int:
+    """Remove, in ``folders``, the hidden copies that a write killed half-way left behind. Returns how many."""
+    removed = 0
+    cutoff = time.time() - STALE_COPY_SECONDS
+    for folder in set(folders):
+        try:
+            entries = [e for e in os.scandir(folder) if _COPY_NAME.match(e.name)]
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                    os.unlink(entry.path)
+                    removed += 1
+            except OSError:
+                pass  # gone already, or not ours to remove: left alone
+    if removed:
+        log.info("removed %d temporary copies left by an interrupted write", removed)
+    return removed
 
 
 def _remove(path: Path | None) -> None:
@@ -291,6 +320,8 @@ class FileWriter:
         targets: set[Path] = set()
         for task in tasks:
             self._guard(task, self._locate, task)
+        remove_stale_copies(t.target.parent for t in tasks if t.error is None)
+        for task in tasks:
             if task.error is None and (task.target in targets or len(group) == WRITE_BATCH):
                 self._write_group(group)  # the same file twice: the second write must see the first
                 group, targets = [], set()
