@@ -65,8 +65,8 @@ class DetectionRunner:
                 if again_if_running:
                     self._again.add(owner_id)
                 return StartResult(False, True, "Detection is still busy with this library.")
-            thread = threading.Thread(target=self._run, args=(owner_id, only_if_pending), name=f"faces-detect-{owner_id}",
-                                      daemon=True)
+            thread = threading.Thread(target=self._run, args=(owner_id, only_if_pending),
+                                      name=f"faces-detect-{owner_id}", daemon=True)
             self._threads[owner_id] = thread
             thread.start()
         return StartResult(True, False, "Detection started.")

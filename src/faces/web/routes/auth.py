@@ -84,7 +84,7 @@ def register_page(request: Request, user: CurrentUser, state: State, db: DbSessi
 
 
 @router.get("/api/session", response_model=SessionOut, tags=["accounts"])
-def get_session(request: Request, user: CurrentUser, state: State) -> SessionOut:
+async def get_session(request: Request, user: CurrentUser, state: State) -> SessionOut:
     """The logged-in user (or null) and the CSRF token of this session."""
     return SessionOut(user=user_out(user) if user else None, csrf_token=csrf_token(request),
                       registration_open=state.settings.registration_open)

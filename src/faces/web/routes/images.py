@@ -10,8 +10,10 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel
+from sqlalchemy.orm import Session
 
-from faces.web.deps import DbSession, LoggedInUser, State, image_for, name_for, owner_library
+from faces.web.deps import Account, DbSession, LoggedInUser, State, image_for, logged_in_work, name_for
+from faces.web.deps import owner_library
 from faces.web.views import ImageOut, ImagePage, gallery_page, image_dicts, image_outs, json_response
 
 log = logging.getLogger(__name__)
@@ -30,8 +32,8 @@ class ImageBatch(BaseModel):
 
 
 @router.get("/api/images", response_model=ImagePage)
-def list_images(
-    user: LoggedInUser, db: DbSession,
+async def list_images(
+    request: Request,
     owner: Annotated[int | None, Query(description="The library (owner's user id); default: your own.")] = None,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page.")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 60,
@@ -44,15 +46,19 @@ def list_images(
     status: Annotated[str | None, Query(pattern="^error$", description="error: only unreadable files.")] = None,
 ) -> Response:
     """Photos of a library, newest first (date taken, else date added), with their frames; filters combine."""
-    library = owner_library(db, user, owner if owner is not None else user.id)
-    for name_id in name or []:
-        if name_for(db, user, name_id).owner_id != library.id:
-            raise HTTPException(404, "There is no name with this id in this library.")
-    if date_from and date_to and date_from > date_to:
-        raise HTTPException(400, "The first day of the range comes after its last day.")
-    return json_response(gallery_page(db, user.id, library.id, limit=limit, cursor=cursor, date_from=date_from,
-                        date_to=date_to, name_ids=name, match_all=match == "all", include_guesses=guesses,
-                        status=status))
+
+    def page(db: Session, user: Account) -> Response:
+        library = owner_library(db, user, owner if owner is not None else user.id)
+        for name_id in name or []:
+            if name_for(db, user, name_id).owner_id != library.id:
+                raise HTTPException(404, "There is no name with this id in this library.")
+        if date_from and date_to and date_from > date_to:
+            raise HTTPException(400, "The first day of the range comes after its last day.")
+        return json_response(gallery_page(db, user.id, library.id, limit=limit, cursor=cursor, date_from=date_from,
+                                          date_to=date_to, name_ids=name, match_all=match == "all",
+                                          include_guesses=guesses, status=status))
+
+    return await logged_in_work(request, page)
 
 
 @router.get("/api/images/batch", response_model=ImageBatch)

@@ -122,7 +122,8 @@ def suggest(user: LoggedInUser, db: DbSession,
     found = people(db, library.id, q=text or None)
     found.sort(key=lambda p: (not p.name.casefold().startswith(text), -(p.confirmed + p.guessed),
                               p.name.casefold()))
-    out = [Suggestion(label=p.name, name_id=p.id, detail=(f"{p.images} photo" if p.images == 1 else f"{p.images} photos") if p.images else "")
+    out = [Suggestion(label=p.name, name_id=p.id,
+                      detail=(f"{p.images} photo" if p.images == 1 else f"{p.images} photos") if p.images else "")
            for p in found[:limit]]
     try:
         from faces.sharing.contacts import contact_ids
