@@ -260,7 +260,7 @@ def selfcheck(as_json: bool = typer.Option(False, "--json", help="Print JSON on 
     checks = []
     for name in FINDERS:
         conf = settings.finders.get(name)
-        check = self_check(name, settings)
+        check = self_check(name, settings, thorough=True)
         checks.append({
             "name": name, "enabled": bool(conf and conf.enabled), "ok": check.ok, "reason": check.reason or None,
             "libraries": check.libraries,

@@ -104,8 +104,11 @@ class Finder(ABC):
         ]
 
     @abstractmethod
-    def self_check(self) -> SelfCheck:
-        """Report libraries, versions and model files, and whether this finder can run (without raising)."""
+    def self_check(self, thorough: bool = False) -> SelfCheck:
+        """Report libraries, versions and model files, and whether this finder can run (without raising).
+
+        ``thorough`` (``faces selfcheck``, the admin page) may also try what costs time and memory, such as
+        building a model; the quick check (choosing the finders of a scan) leaves that to the workers."""
 
     @abstractmethod
     def _load(self) -> None:

@@ -206,7 +206,7 @@ class DlibFinder(Finder):
             names.append(MMOD)
         return names
 
-    def self_check(self) -> SelfCheck:
+    def self_check(self, thorough: bool = False) -> SelfCheck:
         """dlib and model-package versions, each model file (path, size, SHA-256) and whether the finder can run."""
         check = SelfCheck(finder=self.name, ok=False)
         check.libraries = {
@@ -235,7 +235,7 @@ class DlibFinder(Finder):
             check.model_files.append(checked)
             if name in needed and not checked.ok and folder is not None:
                 problems.append(f"model file {name}: {checked.problem}")
-            if name == RESNET and checked.ok:
+            if name == RESNET and checked.ok and (_Models.engine or thorough):
                 check.details["embedding_engine"] = _Models.engine or _probe_engine(folder / RESNET)
         check.ok = not problems
         check.reason = "; ".join(problems)

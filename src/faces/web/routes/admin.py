@@ -51,7 +51,7 @@ def _finder_check(state, name: str, settings, recheck: bool) -> dict:  # noqa: A
     from faces.finders.registry import self_check
 
     conf = settings.finders[name]
-    return _cached(state, ("finder", name, conf.model), lambda: asdict(self_check(name, settings)), recheck)
+    return _cached(state, ("finder", name, conf.model), lambda: asdict(self_check(name, settings, thorough=True)), recheck)
 
 
 def _exiftool_check(state, recheck: bool) -> dict:  # noqa: ANN001
