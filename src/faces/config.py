@@ -40,7 +40,7 @@ def _default_finders() -> dict[str, FinderSettings]:
         # 0.05 drops the NASA patch of astronaut.png (-0.01) and no real face (lowest 0.07) on ../shared/data.
         "dlib": FinderSettings(model="hog", tolerance=0.6, score_threshold=0.05, upsample=1, max_side=2048),
         # SFace: cosine distance (1 - cosine similarity); OpenCV's own match threshold is similarity 0.363.
-        "opencv": FinderSettings(model="int8bq", tolerance=0.637, score_threshold=0.8, upsample=0, max_side=1600),
+        "opencv": FinderSettings(model="int8bq", tolerance=0.637, score_threshold=0.8, upsample=0, max_side=1280),
     }
 
 

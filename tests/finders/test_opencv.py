@@ -100,7 +100,7 @@ def test_self_check_reports_versions_files_and_hashes(tmp_path_factory):
 def test_finder_properties(finder):
     assert (finder.name, finder.metric, finder.embedding_dim) == ("opencv", "cosine", 128)
     assert finder.settings.score_threshold == 0.8 and finder.settings.min_face_size == 20
-    assert finder.max_side == 1600
+    assert finder.max_side == 1280
     assert finder.model_version == "opencv-int8bq"
 
 
