@@ -6,6 +6,7 @@ Usage (from the project root, in the venv):
     python benchmarks/web.py --faces 20000 --clients 5 --pages 20
     python benchmarks/web.py --workers 2                    # faces serve --workers 2
     python benchmarks/web.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/bench   # an empty database
+    python benchmarks/web.py --instructions 30              # instructions per request under callgrind (valgrind)
 
 The library is synthetic rows (photos, two faces each: named, guessed, unknown and unnamed ones; 300 names),
 written straight into a fresh database; then a real ``faces serve`` starts on a free port. Each client logs in,
@@ -18,7 +19,10 @@ both endpoints side by side, and their ratios. Target: gallery p95 < 100 ms.
 
 The clients run in this process (asyncio, one keep-alive connection each, see :class:`Client`) on the same cores
 as the server. The machine is shared and noisy: compare the rows of one run rather than runs of different
-moments; the CPU times per request move much less with the load than the latencies do.
+moments. Even the CPU time per request moves with the load (a busy machine runs every instruction slower), so
+``--instructions N`` measures the work itself: one client, N requests of each endpoint, the server under
+``valgrind --tool=callgrind``, which counts the instructions of all its threads: nearly the same count whatever
+else the machine does.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ import json
 import os
 import random
 import re
+import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -127,21 +133,23 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(data_dir: Path, url: str, port: int, workers: int = 1) -> subprocess.Popen:
+def start_server(data_dir: Path, url: str, port: int, workers: int = 1, wrapper: tuple[str, ...] = (),
+                 timeout: float = 60) -> subprocess.Popen:
+    """``faces serve`` on ``port`` (run under ``wrapper``, e.g. valgrind), once it answers."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FACES_")}
     env.update(FACES_DATA_DIR=str(data_dir), FACES_DATABASE_URL=url)
-    process = subprocess.Popen([sys.executable, "-c", "from faces.cli import main; main()", "serve", "--port",
-                                str(port), "--workers", str(workers)],
+    process = subprocess.Popen([*wrapper, sys.executable, "-c", "from faces.cli import main; main()", "serve",
+                                "--port", str(port), "--workers", str(workers)],
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/login", timeout=1).status_code == 200:
+            if httpx.get(f"http://127.0.0.1:{port}/login", timeout=5).status_code == 200:
                 return process
         except httpx.HTTPError:
-            time.sleep(0.2)
+            time.sleep(0.5)
     process.kill()
-    raise SystemExit("faces serve did not start within 60 s")
+    raise SystemExit(f"faces serve did not start within {timeout:.0f} s")
 
 
 class Client:
@@ -273,6 +281,36 @@ async def run_load(port: int, clients: int, pages: int, rounds: int, server_pid:
     return phases, seen
 
 
+async def count_instructions(port: int, server_pid: int, requests: int, out_dir: Path) -> dict[str, float]:
+    """Instructions per request of each endpoint, one client, the server running under callgrind: the work a
+    request takes, whatever the machine's load (callgrind counts every thread of the server process)."""
+    def callgrind(*command: str) -> None:
+        subprocess.run(["callgrind_control", *command, str(server_pid)], check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+
+    client = await Client(port).open()
+    await client.login()
+    targets = {"gallery page (60 photos + frames)": "/api/images?limit=60", "baseline GET /api/session": "/api/session"}
+    for label, target in targets.items():
+        await client.get_json(target)  # warm-up
+        callgrind("--zero")
+        callgrind("--instr=on")
+        cursor = None
+        for _ in range(requests):
+            answer = await client.get_json(target + (f"&cursor={cursor}" if cursor else ""))
+            cursor = answer.get("next_cursor")
+        callgrind("--instr=off")
+        callgrind(f"--dump={label.split()[0]}")
+    await client.close()
+    counts = {}
+    for dump in out_dir.glob("callgrind.out.*.*"):
+        text = dump.read_text(errors="replace")
+        label = next(line.split(": ", 1)[1] for line in text.splitlines() if line.startswith("desc: Trigger"))
+        total = next(int(line.split()[1]) for line in text.splitlines() if line.startswith("totals:"))
+        counts[next(k for k in targets if label.endswith(k.split()[0]))] = total / requests
+    return {label: counts[label] for label in targets}
+
+
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(share * (len(ordered) - 1))))]
@@ -286,7 +324,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="rounds of gallery then baseline")
     parser.add_argument("--workers", type=int, default=1, help="faces serve --workers")
     parser.add_argument("--database-url", default="", help="an empty database (default: SQLite in a temp dir)")
+    parser.add_argument("--instructions", type=int, default=0, metavar="N",
+                        help="instead: count the instructions of N requests of each endpoint, one client, the server "
+                             "under valgrind --tool=callgrind (slow, but the same on a busy machine)")
     args = parser.parse_args()
+    if args.instructions:
+        instructions(args)
+        return
 
     with tempfile.TemporaryDirectory(prefix="faces-bench-web-") as tmp:
         data_dir = Path(tmp) / "data"
@@ -320,6 +364,30 @@ def main() -> None:
     print(f"gallery / baseline: p50 x{g50 / b50:.1f}, p95 x{g95 / b95:.1f}, throughput x{grate / brate:.2f}, "
           f"server CPU x{gcpu / bcpu:.1f}")
     print(f"target gallery p95 < 100 ms: {'met' if g95 < 100 else 'NOT met'} ({g95:.1f} ms)")
+
+
+def instructions(args: argparse.Namespace) -> None:
+    """The ``--instructions`` run of :func:`main`."""
+    if not shutil.which("valgrind") or not shutil.which("callgrind_control"):
+        raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
+    with tempfile.TemporaryDirectory(prefix="faces-bench-web-") as tmp:
+        data_dir, out_dir = Path(tmp) / "data", Path(tmp) / "callgrind"
+        out_dir.mkdir()
+        url = args.database_url or f"sqlite:///{data_dir / 'faces.db'}"
+        build_library(url, args.faces)
+        port = free_port()
+        wrapper = ("valgrind", "--tool=callgrind", "--instr-atstart=no",
+                   f"--callgrind-out-file={out_dir}/callgrind.out.%p")
+        server = start_server(data_dir, url, port, 1, wrapper, timeout=900)
+        try:
+            counts = asyncio.run(count_instructions(port, server.pid, args.instructions, out_dir))
+        finally:
+            server.send_signal(signal.SIGINT)
+            server.wait(timeout=120)
+    print(f"library: {args.faces} faces in {args.faces // 2} photos; one client, {args.instructions} requests per "
+          f"endpoint, faces serve under callgrind")
+    for label, count in counts.items():
+        print(f"{label:36} {count / 1e6:7.2f} million instructions per request")
 
 
 if __name__ == "__main__":
