@@ -104,7 +104,7 @@ class Image(Base):
     __tablename__ = "images"
     __table_args__ = (
         UniqueConstraint("owner_id", "content_hash", name="uq_images_owner_hash"),
-        Index("ix_images_owner_sort", "owner_id", "sort_at"),
+        Index("ix_images_owner_sort_id", "owner_id", "sort_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -114,6 +114,11 @@ def create_app_from_env() -> FastAPI:
     from faces.config import load_settings
     from faces.logs import setup_logging
 
+    from faces.sharing.admin_settings import apply_stored_log_level
+    from faces.store.db import open_store
+
     settings = load_settings()
     setup_logging(settings.ensure_data_dir(), settings.log_level)
-    return create_app(settings)
+    store = open_store(settings)
+    apply_stored_log_level(store)  # the level the admin chose in the page outlives restarts
+    return create_app(settings, store)
