@@ -294,12 +294,16 @@ def pending_work(store: Store, owner_id: int, names: Sequence[str], exclude: set
     return work
 
 
+def _worker_pool(settings: Settings, names: Sequence[str], count: int) -> WorkerPool:
+    """``count`` detection worker processes (not started yet) for finders ``names``."""
+    return WorkerPool(max(1, count), "faces.jobs.detect:process_image", "faces.jobs.detect:init_worker",
+                      (settings, list(names)), task_timeout=TASK_TIMEOUT_SECONDS, preload=WORKER_PRELOAD)
+
+
 def start_workers(settings: Settings, names: Sequence[str], workers: int | None = None) -> WorkerPool:
     """Detection worker processes for finders ``names``, started now: they import their libraries and load the
     models while the caller goes on (e.g. adds the files). Pass it to :func:`run_detection`; close it after."""
-    return WorkerPool(max(1, workers or settings.worker_count), "faces.jobs.detect:process_image",
-                      "faces.jobs.detect:init_worker", (settings, list(names)), task_timeout=TASK_TIMEOUT_SECONDS,
-                      preload=WORKER_PRELOAD).start()
+    return _worker_pool(settings, names, workers or settings.worker_count).start()
 
 
 def run_detection(store: Store, settings: Settings, owner_id: int,
@@ -370,9 +374,7 @@ def run_detection(store: Store, settings: Settings, owner_id: int,
                 detect_with_celery(store, settings, owner_id, names, work, max_sides, handle, summary, _image_done)
                 continue
             if pool is None:
-                count = max(1, min(workers or settings.worker_count, len(work)))
-                pool = WorkerPool(count, "faces.jobs.detect:process_image", "faces.jobs.detect:init_worker",
-                                  (settings, names), task_timeout=TASK_TIMEOUT_SECONDS, preload=WORKER_PRELOAD)
+                pool = _worker_pool(settings, names, min(workers or settings.worker_count, len(work)))
             paths = {image_id: path for image_id, path, _ in work}
             tasks = ((image_id, DetectTask(image_id=image_id, path=_local_path(settings, path), finders=todo,
                                            max_side=_task_max_side(max_sides, todo),
