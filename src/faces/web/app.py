@@ -113,9 +113,7 @@ def create_app_from_env() -> FastAPI:
     ``faces serve --workers N`` calls."""
     from faces.config import load_settings
     from faces.logs import setup_logging
-
     from faces.sharing.admin_settings import apply_stored_log_level
-    from faces.store.db import open_store
 
     settings = load_settings()
     setup_logging(settings.ensure_data_dir(), settings.log_level)
