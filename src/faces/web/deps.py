@@ -63,7 +63,7 @@ def web_state(request: Request) -> WebState:
 
 
 async def _web_state(request: Request) -> WebState:
-    return request.app.state.faces
+    return web_state(request)  # the same, as a dependency that needs no worker thread
 
 
 State = Annotated[WebState, Depends(_web_state)]
