@@ -1,4 +1,5 @@
-"""dlib's face ResNet run by OpenCV (faces.finders.dlib_resnet) against dlib's own, on real photos of ../shared/data.
+"""dlib's face ResNet run by onnxruntime or OpenCV (faces.finders.dlib_resnet) against dlib's own, on real photos of
+../shared/data.
 
 The faces are found and aligned by dlib itself (HOG, 5-point landmarks); both engines then embed the same faces.
 """
@@ -28,7 +29,7 @@ MAX_DIFFERENCE = 1e-4  # per component; the embeddings' components are about 0.1
 
 @pytest.fixture(scope="module")
 def models():
-    """dlib's detector, 5-point predictor and ResNet, and the OpenCV engine on the same ResNet file."""
+    """dlib's detector, 5-point predictor and ResNet, and the fast engine (onnxruntime) on the same ResNet file."""
     folder = models_dir()
     return (dlib.get_frontal_face_detector(), dlib.shape_predictor(str(folder / SHAPE_PREDICTOR)),
             dlib.face_recognition_model_v1(str(folder / RESNET)), DlibResNet(folder / RESNET))
@@ -105,7 +106,7 @@ def test_the_finder_falls_back_to_dlib_and_embeds_the_same(tmp_path, monkeypatch
     image = load_image(data_root / GROUP_PHOTOS[1], 1024)
     fast_finder = DlibFinder(settings.finders["dlib"])
     fast_finder.load()
-    assert fast_finder.self_check().details["embedding_engine"] == "opencv-dnn"
+    assert fast_finder.self_check().details["embedding_engine"] == "onnxruntime"
     fast_faces = fast_finder.detect(image)
     assert len(fast_faces) >= 3
 
@@ -124,3 +125,20 @@ def test_the_finder_falls_back_to_dlib_and_embeds_the_same(tmp_path, monkeypatch
     assert [f.box for f in faces] == [f.box for f in fast_faces]
     for face, fast_face in zip(faces, fast_faces):
         assert np.abs(face.embedding - fast_face.embedding).max() < MAX_DIFFERENCE
+
+
+def test_without_onnxruntime_opencv_embeds_the_same(models, monkeypatch, data_root):
+    """Where onnxruntime cannot be imported, OpenCV's dnn runs the same network to the same embeddings."""
+    import faces.finders.dlib_resnet as dlib_resnet
+
+    monkeypatch.setattr(dlib_resnet, "onnxruntime_version", lambda: "")
+    opencv = DlibResNet(models_dir() / RESNET)
+    assert opencv.engine == "opencv-dnn" and models[3].engine == "onnxruntime"
+    detector, predictor, _, fast = models
+    pixels = load_image(data_root / GROUP_PHOTOS[1], 1024).pixels
+    shapes = dlib.full_object_detections()
+    for rect in detector(pixels, 1):
+        shapes.append(predictor(pixels, rect))
+    chips = np.stack(dlib.get_face_chips(pixels, shapes, size=150, padding=0.25))
+    assert len(chips) >= 3
+    np.testing.assert_allclose(opencv.embed(chips), fast.embed(chips), atol=MAX_DIFFERENCE)

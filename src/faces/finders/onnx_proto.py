@@ -1,0 +1,230 @@
+"""Just enough of ONNX's protobuf format to write a small model and to make OpenCV's zoo files run in onnxruntime.
+
+The onnx package is not a dependency (it is big and only this needs it): messages are read and written here with
+the protobuf wire format (varints, and length-delimited fields for strings, bytes and nested messages). Field
+numbers are those of onnx.proto: ModelProto graph 7; GraphProto node 1, initializer 5, input 11, output 12;
+NodeProto input 1, output 2, op_type 4, attribute 5; AttributeProto name 1, i 3; TensorProto dims 1, data_type
+2, name 8, raw_data 9; ValueInfoProto name 1, type 2; TypeProto tensor_type 1; TypeProto.Tensor shape 2.
+
+:func:`float_weights` is what onnxruntime needs to run the OpenCV model zoo's int8 block-quantized files
+(``*_int8bq.onnx``): onnxruntime refuses their ``DequantizeLinear`` nodes (a ``block_size`` on what it reads as
+per-tensor quantization), and their inputs and outputs have a fixed 640x640 shape. The weights are turned back
+into float32 once, exactly as ``DequantizeLinear`` defines it, which is what OpenCV does at load too.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# TensorProto.data_type -> numpy type, for the types these models hold
+DTYPES = {1: np.float32, 2: np.uint8, 3: np.int8, 6: np.int32, 7: np.int64}
+
+
+def varint(value: int) -> bytes:
+    """``value`` (>= 0) as a protobuf varint."""
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def field(number: int, value: int | str | bytes) -> bytes:
+    """One protobuf field: an int as a varint, a str or bytes (strings and messages) length-delimited."""
+    if isinstance(value, int):
+        return varint(number << 3) + varint(value)
+    data = value.encode() if isinstance(value, str) else value
+    return varint(number << 3 | 2) + varint(len(data)) + data
+
+
+def tensor(name: str, array: np.ndarray) -> bytes:
+    """A TensorProto holding ``array`` (float32 or int64) as little-endian raw data."""
+    kind = {np.dtype(np.float32): 1, np.dtype(np.int64): 7}[array.dtype]
+    dims = b"".join(field(1, int(d)) for d in array.shape)
+    raw = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+    return dims + field(2, kind) + field(8, name) + field(9, raw)
+
+
+def value_info(name: str, dims: list[int | str]) -> bytes:
+    """A ValueInfoProto of a float tensor with ``dims`` (an int is a fixed size, a str a named free one)."""
+    shape = b"".join(field(1, field(2, d) if isinstance(d, str) else field(1, d)) for d in dims)
+    return field(1, name) + field(2, field(1, field(1, 1) + field(2, shape)))
+
+
+# -- reading ------------------------------------------------------------------------------------------------------
+
+def _read_varint(data: bytes, at: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[at]
+        at += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, at
+        shift += 7
+
+
+def fields(data: bytes) -> list[tuple[int, int, int | bytes, bytes]]:
+    """The fields of one message: (number, wire type, value, the field's own bytes as written).
+
+    The value is an int for varints, the bytes for length-delimited and fixed-size fields.
+    Raises ValueError on bytes that are not a protobuf message.
+    """
+    out = []
+    at = 0
+    try:
+        while at < len(data):
+            start = at
+            key, at = _read_varint(data, at)
+            number, wire = key >> 3, key & 7
+            if wire == 0:
+                value, at = _read_varint(data, at)
+            elif wire == 2:
+                size, at = _read_varint(data, at)
+                value, at = data[at:at + size], at + size
+            elif wire in (1, 5):
+                size = 8 if wire == 1 else 4
+                value, at = data[at:at + size], at + size
+            else:
+                raise ValueError(f"unsupported protobuf wire type {wire}")
+            if at > len(data):
+                raise ValueError("a protobuf field runs past the end of its message")
+            out.append((number, wire, value, data[start:at]))
+    except IndexError as exc:
+        raise ValueError("a protobuf message ends in the middle of a field") from exc
+    return out
+
+
+def _strings(message: bytes, number: int) -> list[str]:
+    return [bytes(v).decode() for n, w, v, _ in fields(message) if n == number and w == 2]
+
+
+def _read_tensor(message: bytes) -> tuple[str, np.ndarray]:
+    """(name, array) of a TensorProto whose data is raw_data (what these model files use)."""
+    dims: list[int] = []
+    name, kind, raw = "", 0, None
+    for number, wire, value, _ in fields(message):
+        if number == 1 and wire == 0:
+            dims.append(value)
+        elif number == 1 and wire == 2:  # packed dims
+            at = 0
+            while at < len(value):
+                dim, at = _read_varint(value, at)
+                dims.append(dim)
+        elif number == 2:
+            kind = value
+        elif number == 8:
+            name = bytes(value).decode()
+        elif number == 9:
+            raw = bytes(value)
+    if kind not in DTYPES or raw is None:
+        raise ValueError(f"tensor {name!r}: only raw data of types {sorted(DTYPES)} are read, not type {kind}")
+    array = np.frombuffer(raw, dtype=np.dtype(DTYPES[kind]).newbyteorder("<")).astype(DTYPES[kind])
+    return name, array.reshape(dims)
+
+
+def _int_attributes(node: bytes) -> dict[str, int]:
+    out = {}
+    for number, _, value, _ in fields(node):
+        if number == 5:
+            attribute = {n: v for n, _, v, _ in fields(value)}
+            if 3 in attribute:
+                out[bytes(attribute[1]).decode()] = attribute[3]
+    return out
+
+
+def dequantize(x: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, axis: int = 1,
+               block_size: int = 0) -> np.ndarray:
+    """ONNX ``DequantizeLinear``: ``(x - zero_point) * scale``, per tensor, per axis or per block along ``axis``."""
+    x = x.astype(np.float32)
+    if scale.ndim == 0:
+        return (x - np.float32(zero_point)) * scale
+    axis %= x.ndim
+    if block_size:
+        scale = np.repeat(scale, block_size, axis=axis).take(range(x.shape[axis]), axis=axis)
+        zero_point = np.repeat(zero_point, block_size, axis=axis).take(range(x.shape[axis]), axis=axis)
+    else:
+        shape = [1] * x.ndim
+        shape[axis] = -1
+        scale, zero_point = scale.reshape(shape), zero_point.reshape(shape)
+    return ((x - zero_point.astype(np.float32)) * scale).astype(np.float32)
+
+
+def float_weights(model: bytes) -> bytes:
+    """``model`` (ONNX bytes) with weights that onnxruntime runs on images of any size.
+
+    Every ``DequantizeLinear`` of constant tensors, and every ``Reshape`` of such a result by a constant shape,
+    is computed here and replaced by a float32 initializer; initializers left unused are dropped, and so are
+    graph inputs that no node reads (the SFace file lists its weights as inputs). The shapes of the graph's
+    inputs and outputs are left open. Raises ValueError on a file that is not such a model.
+    """
+    model_fields = fields(model)
+    graphs = [v for n, w, v, _ in model_fields if n == 7 and w == 2]
+    if len(graphs) != 1:
+        raise ValueError("not an ONNX model: no graph")
+    stored: dict[str, bytes] = {}  # initializers as written, decoded only when folded
+    computed: dict[str, np.ndarray] = {}
+    nodes: list[bytes] = []
+    others: list[bytes] = []  # graph fields kept as they are
+    inputs: list[tuple[str, bytes]] = []
+    outputs: list[bytes] = []
+    for number, _, value, raw in fields(graphs[0]):
+        if number == 5:
+            stored[_strings(value, 8)[0]] = value
+        elif number == 1:
+            nodes.append(value)
+        elif number == 11:
+            inputs.append((_strings(value, 1)[0], value))
+        elif number == 12:
+            outputs.append(value)
+        else:
+            others.append(raw)
+
+    def constant(name: str) -> np.ndarray:
+        if name not in computed:
+            computed[name] = _read_tensor(stored[name])[1]
+        return computed[name]
+
+    kept: list[bytes] = []
+    for node in nodes:
+        op = _strings(node, 4)[0]
+        ins, outs = _strings(node, 1), _strings(node, 2)
+        if op in ("DequantizeLinear", "Reshape") and ins and all(i in stored or i in computed for i in ins if i):
+            if op == "DequantizeLinear":
+                attributes = _int_attributes(node)
+                zero_point = constant(ins[2]) if len(ins) > 2 and ins[2] else np.zeros(1, np.int8)
+                computed[outs[0]] = dequantize(constant(ins[0]), constant(ins[1]), zero_point,
+                                               attributes.get("axis", 1), attributes.get("block_size", 0))
+            else:
+                computed[outs[0]] = constant(ins[0]).reshape(constant(ins[1]))
+            continue
+        kept.append(node)
+    used = {name for node in kept for name in _strings(node, 1)} | {_strings(o, 1)[0] for o in outputs}
+    graph = b"".join(field(1, node) for node in kept) + b"".join(others)
+    for name in sorted(used & (stored.keys() | computed.keys())):
+        if name in stored:
+            graph += field(5, stored[name])
+        else:
+            array = computed[name]
+            graph += field(5, tensor(name, array if array.dtype == np.int64 else array.astype(np.float32)))
+    graph += b"".join(field(11, _open_shape(value)) for name, value in inputs
+                      if name in used and name not in stored and name not in computed)
+    graph += b"".join(field(12, _open_shape(value)) for value in outputs)
+    return b"".join(field(7, graph) if n == 7 else raw for n, _, _, raw in model_fields)
+
+
+def _open_shape(info: bytes) -> bytes:
+    """A ValueInfoProto with its tensor shape removed (any shape), keeping its name and element type."""
+    out = b""
+    for number, _, value, raw in fields(info):
+        if number != 2:
+            out += raw
+            continue
+        kinds = b""
+        for t_number, _, t_value, t_raw in fields(value):
+            if t_number == 1:  # tensor_type: keep elem_type (1), drop shape (2)
+                t_raw = field(1, b"".join(r for n, _, _, r in fields(t_value) if n != 2))
+            kinds += t_raw
+        out += field(2, kinds)
+    return out

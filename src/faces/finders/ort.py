@@ -1,0 +1,31 @@
+"""onnxruntime as the finders use it: one thread per session, and whether it is installed at all.
+
+onnxruntime is a dependency of faces, but the finders keep working with OpenCV alone when it cannot be imported
+(an unusual platform): each caller falls back to ``cv2.dnn`` and its self check names the engine used.
+"""
+
+from __future__ import annotations
+
+
+def onnxruntime_version() -> str:
+    """The installed onnxruntime's version, "" when it cannot be imported."""
+    try:
+        import onnxruntime
+    except ImportError:
+        return ""
+    return onnxruntime.__version__
+
+
+def single_thread_session(model: bytes):
+    """An onnxruntime CPU session of ``model`` (ONNX bytes) that runs on the calling thread only.
+
+    Detection runs one worker process per core, so a session starts no threads of its own.
+    """
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    options.log_severity_level = 3  # errors only: it warns about every output shape left open
+    return onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])

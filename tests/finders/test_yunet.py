@@ -1,0 +1,96 @@
+"""YuNet in onnxruntime (faces.finders.yunet) against OpenCV's own cv2.FaceDetectorYN, and the ONNX rewriting it
+needs (faces.finders.onnx_proto), on the real model file and real photos of ../shared/data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from faces.finders.onnx_proto import dequantize, fields, float_weights
+from faces.finders.opencv_finder import DETECTOR_FILE, _bgr, _reduced, default_model_dir, detector_engine
+from faces.finders.yunet import YuNetRuntime
+from faces.media import load_image
+
+cv2 = pytest.importorskip("cv2")
+onnxruntime = pytest.importorskip("onnxruntime")
+
+PHOTOS = [
+    "faceapi_bbt/scenes/bbt1.jpg",  # 4 faces
+    "wikimedia_commons_people/bildes/Rumba_Kings_Band_Group_Photo_2023.jpg",  # 13 faces, 1280 px
+    "facenet_pytorch_data/multiface.jpg",
+    "deepface_unit/img1.jpg",  # one big face
+    "deepface_unit/couple.jpg",
+]
+
+
+@pytest.fixture(scope="module")
+def model() -> bytes:
+    return (default_model_dir() / DETECTOR_FILE).read_bytes()
+
+
+def _opencv(model: bytes, threshold: float):
+    return cv2.FaceDetectorYN.create("onnx", np.frombuffer(model, np.uint8), np.empty(0, np.uint8), (320, 320),
+                                     threshold, 0.3, 5000)
+
+
+def _rows(detector, bgr) -> np.ndarray:
+    detector.setInputSize((bgr.shape[1], bgr.shape[0]))
+    rows = detector.detect(bgr)[1]
+    return np.zeros((0, 15), np.float32) if rows is None else rows[np.lexsort((rows[:, 1], rows[:, 0]))]
+
+
+@pytest.mark.parametrize("photo", PHOTOS)
+@pytest.mark.parametrize("side", [1280, 320])
+def test_same_rows_as_opencvs_face_detector(model, data_root, photo, side):
+    """Boxes, landmarks and scores as cv2.FaceDetectorYN gives them, on sizes that are not multiples of 32."""
+    bgr, _ = _reduced(_bgr(load_image(data_root / photo).pixels), side)
+    ours, theirs = _rows(YuNetRuntime(model, 0.8, 0.3, 5000), bgr), _rows(_opencv(model, 0.8), bgr)
+    assert len(ours) == len(theirs)
+    if side == 1280:
+        assert len(ours) >= 1
+    np.testing.assert_allclose(ours[:, :14], theirs[:, :14], atol=0.05)
+    np.testing.assert_allclose(ours[:, 14], theirs[:, 14], atol=1e-4)
+
+
+def test_score_threshold_applies(model, data_root):
+    bgr = _bgr(load_image(data_root / PHOTOS[1], 1280).pixels)
+    detector = YuNetRuntime(model, 0.8, 0.3, 5000)
+    many = _rows(detector, bgr)
+    middle = float(np.median(many[:, 14]))
+    detector.setScoreThreshold(middle)
+    few = _rows(detector, bgr)
+    assert 0 < len(few) < len(many)
+    assert few[:, 14].min() >= middle
+
+
+def test_an_image_without_faces_gives_none(model):
+    detector = YuNetRuntime(model, 0.8, 0.3, 5000)
+    assert detector.detect(np.full((200, 333, 3), 127, np.uint8)) == (1, None)
+
+
+def test_the_finder_uses_onnxruntime_when_installed():
+    assert detector_engine() == "onnxruntime"
+
+
+def test_blockwise_dequantize_follows_onnx():
+    """Blocks of 2 along axis 1, the last block short: each element uses its own block's scale and zero point."""
+    x = np.array([[1, 2, 3, 4, 5], [-1, -2, -3, -4, -5]], np.int8)
+    scale = np.array([[0.5, 1.0, 2.0], [1.0, 0.25, 4.0]], np.float32)
+    zero = np.array([[1, 0, 5], [0, -2, 0]], np.int8)
+    expected = np.array([[0.0, 0.5, 3.0, 4.0, 0.0], [-1.0, -2.0, -0.25, -0.5, -20.0]], np.float32)
+    np.testing.assert_array_equal(dequantize(x, scale, zero, axis=1, block_size=2), expected)
+    np.testing.assert_array_equal(dequantize(x[0], np.float32(2), np.int8(1)), (x[0] - 1) * 2)
+
+
+def test_float_weights_leaves_no_quantized_node_and_opens_the_input_shape(model):
+    graph = next(v for n, _, v, _ in fields(float_weights(model)) if n == 7)
+    ops = [next(bytes(v).decode() for n, _, v, _ in fields(node) if n == 4)
+           for number, _, node, _ in fields(graph) if number == 1]
+    assert "DequantizeLinear" not in ops and "Conv" in ops
+    session = onnxruntime.InferenceSession(float_weights(model))
+    assert session.get_inputs()[0].shape[2:] != [640, 640]
+
+
+def test_not_a_model_is_refused():
+    with pytest.raises(ValueError):
+        float_weights(b"\x0a\x05abc")
