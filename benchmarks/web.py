@@ -327,6 +327,8 @@ def main() -> None:
     parser.add_argument("--instructions", type=int, default=0, metavar="N",
                         help="instead: count the instructions of N requests of each endpoint, one client, the server "
                              "under valgrind --tool=callgrind (slow, but the same on a busy machine)")
+    parser.add_argument("--keep-callgrind", type=Path, metavar="DIR",
+                        help="with --instructions: copy the callgrind files to DIR (for callgrind_annotate)")
     args = parser.parse_args()
     if args.instructions:
         instructions(args)
@@ -384,6 +386,10 @@ def instructions(args: argparse.Namespace) -> None:
         finally:
             server.send_signal(signal.SIGINT)
             server.wait(timeout=120)
+            if args.keep_callgrind:
+                args.keep_callgrind.mkdir(parents=True, exist_ok=True)
+                for dump in out_dir.glob("callgrind.out.*.*"):
+                    shutil.copy(dump, args.keep_callgrind)
     print(f"library: {args.faces} faces in {args.faces // 2} photos; one client, {args.instructions} requests per "
           f"endpoint, faces serve under callgrind")
     for label, count in counts.items():

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Enum,
@@ -415,3 +416,16 @@ class PendingImport(Base):
     content_hash: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DataVersion(Base):
+    """One row (id 1) whose ``version`` every committed write to images, image_finders, faces or names raises
+    (:mod:`faces.store.data_version`): what the web server's cache of gallery pages checks."""
+
+    __tablename__ = "data_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+import faces.store.data_version  # noqa: E402, F401 - registers the hooks that raise DataVersion.version
