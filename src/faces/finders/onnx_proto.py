@@ -68,9 +68,10 @@ def _read_varint(data: bytes, at: int) -> tuple[int, int]:
 def fields(data: bytes) -> list[tuple[int, int, int | bytes, bytes]]:
     """The fields of one message: (number, wire type, value, the field's own bytes as written).
 
-    The value is an int for varints, the bytes for length-delimited and fixed-size fields.
-    Raises ValueError on bytes that are not a protobuf message.
+    The value is an int for varints, the bytes (a memoryview, not a copy) for length-delimited and fixed-size
+    fields. Raises ValueError on bytes that are not a protobuf message.
     """
+    data = memoryview(data)
     out = []
     at = 0
     try:
@@ -142,8 +143,9 @@ def dequantize(x: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, axis: i
         return (x - np.float32(zero_point)) * scale
     axis %= x.ndim
     if block_size:
-        scale = np.repeat(scale, block_size, axis=axis).take(range(x.shape[axis]), axis=axis)
-        zero_point = np.repeat(zero_point, block_size, axis=axis).take(range(x.shape[axis]), axis=axis)
+        cut = (slice(None),) * axis + (slice(0, x.shape[axis]),)
+        scale = np.repeat(scale, block_size, axis=axis)[cut]
+        zero_point = np.repeat(zero_point, block_size, axis=axis)[cut]
     else:
         shape = [1] * x.ndim
         shape[axis] = -1
@@ -151,7 +153,7 @@ def dequantize(x: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, axis: i
     return ((x - zero_point.astype(np.float32)) * scale).astype(np.float32)
 
 
-def float_weights(model: bytes) -> bytes:
+def float_weights(model: bytes, expand_prelu: bool = False) -> bytes:
     """``model`` (ONNX bytes) with weights that onnxruntime runs on images of any size.
 
     Every ``DequantizeLinear`` of constant tensors, and every ``Reshape`` of such a result by a constant shape,
@@ -199,19 +201,36 @@ def float_weights(model: bytes) -> bytes:
             else:
                 computed[outs[0]] = constant(ins[0]).reshape(constant(ins[1]))
             continue
+        if op == "PRelu" and expand_prelu:
+            kept += _expanded_prelu(ins[0], ins[1], outs[0])
+            continue
         kept.append(node)
     used = {name for node in kept for name in _strings(node, 1)} | {_strings(o, 1)[0] for o in outputs}
-    graph = b"".join(field(1, node) for node in kept) + b"".join(others)
+    parts = [field(1, node) for node in kept] + others
     for name in sorted(used & (stored.keys() | computed.keys())):
         if name in stored:
-            graph += field(5, stored[name])
+            parts.append(field(5, stored[name]))
         else:
             array = computed[name]
-            graph += field(5, tensor(name, array if array.dtype == np.int64 else array.astype(np.float32)))
-    graph += b"".join(field(11, _open_shape(value)) for name, value in inputs
-                      if name in used and name not in stored and name not in computed)
-    graph += b"".join(field(12, _open_shape(value)) for value in outputs)
+            parts.append(field(5, tensor(name, array if array.dtype == np.int64 else array.astype(np.float32))))
+    parts += [field(11, _open_shape(value)) for name, value in inputs
+              if name in used and name not in stored and name not in computed]
+    parts += [field(12, _open_shape(value)) for value in outputs]
+    graph = b"".join(parts)
     return b"".join(field(7, graph) if n == 7 else raw for n, _, _, raw in model_fields)
+
+
+def _node(op: str, inputs: list[str], output: str) -> bytes:
+    return b"".join(field(1, name) for name in inputs) + field(2, output) + field(3, output) + field(4, op)
+
+
+def _expanded_prelu(x: str, slope: str, y: str) -> list[bytes]:
+    """``y = PRelu(x, slope)`` as ``relu(x) + slope * (x - relu(x))``: the same numbers (``x - relu(x)`` is
+    exactly 0 or x), and 2x faster in onnxruntime 1.32, whose PRelu broadcasts a per-channel slope element by
+    element (13 of SFace's 20 ms a face; 9.4 ms in all after this)."""
+    return [_node("Relu", [x], f"{y}/positive"), _node("Sub", [x, f"{y}/positive"], f"{y}/negative"),
+            _node("Mul", [f"{y}/negative", slope], f"{y}/scaled"),
+            _node("Add", [f"{y}/positive", f"{y}/scaled"], y)]
 
 
 def _open_shape(info: bytes) -> bytes:

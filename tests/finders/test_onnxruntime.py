@@ -1,5 +1,5 @@
-"""YuNet in onnxruntime (faces.finders.yunet) against OpenCV's own cv2.FaceDetectorYN, and the ONNX rewriting it
-needs (faces.finders.onnx_proto), on the real model file and real photos of ../shared/data."""
+"""YuNet and SFace in onnxruntime against OpenCV's own cv2.FaceDetectorYN and cv2.dnn, and the ONNX rewriting they
+need (faces.finders.onnx_proto), on the real model files and real photos of ../shared/data."""
 
 from __future__ import annotations
 
@@ -7,7 +7,17 @@ import numpy as np
 import pytest
 
 from faces.finders.onnx_proto import dequantize, fields, float_weights
-from faces.finders.opencv_finder import DETECTOR_FILE, _bgr, _reduced, default_model_dir, detector_engine
+from faces.finders.opencv_finder import (
+    CROP,
+    DETECTOR_FILE,
+    EMBEDDER_FILE,
+    _bgr,
+    _embedder,
+    _reduced,
+    align_face,
+    default_model_dir,
+    detector_engine,
+)
 from faces.finders.yunet import YuNetRuntime
 from faces.media import load_image
 
@@ -70,6 +80,24 @@ def test_an_image_without_faces_gives_none(model):
 
 def test_the_finder_uses_onnxruntime_when_installed():
     assert detector_engine() == "onnxruntime"
+
+
+def test_sface_embeds_as_opencv_does(model, data_root):
+    """SFace in onnxruntime (weights dequantized, PRelu expanded) gives OpenCV's embeddings of real faces."""
+    ours = _embedder(np.frombuffer((default_model_dir() / EMBEDDER_FILE).read_bytes(), np.uint8))
+    net = cv2.dnn.readNetFromONNX(np.frombuffer((default_model_dir() / EMBEDDER_FILE).read_bytes(), np.uint8))
+    compared = 0
+    for photo in PHOTOS[:3]:
+        bgr = _bgr(load_image(data_root / photo, 1280).pixels)
+        for row in _rows(YuNetRuntime(model, 0.8, 0.3, 5000), bgr):
+            blob = cv2.dnn.blobFromImage(align_face(bgr, row[4:14]), 1.0, (CROP, CROP), (0, 0, 0), True, False)
+            net.setInput(blob, "data")
+            theirs = net.forward().reshape(-1)
+            mine = np.asarray(ours(blob)).reshape(-1)
+            assert np.linalg.norm(theirs) > 5
+            np.testing.assert_allclose(mine, theirs, atol=1e-3 * np.abs(theirs).max())
+            compared += 1
+    assert compared >= 15
 
 
 def test_blockwise_dequantize_follows_onnx():
