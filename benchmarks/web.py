@@ -224,18 +224,38 @@ class Client:
             raise RuntimeError(f"login: HTTP {status}: {body[:200]!r}")
 
 
-async def gallery_client(client: Client, pages: int, latencies: list[float], cursor: list[str | None]) -> int:
-    """Page the gallery from ``cursor[0]`` on (None: the newest photo), leaving the next cursor there;
-    returns the number of photos seen."""
-    seen = 0
+async def gallery_client(client: Client, pages: int, latencies: list[float], cursor: list[str | None],
+                         asked: set[str | None]) -> tuple[int, int]:
+    """Page the gallery from ``cursor[0]`` on (None: the newest photo), leaving the next cursor there; returns the
+    number of photos seen and of pages that some client had asked for before (``asked``: every cursor so far)."""
+    seen = repeats = 0
     for _ in range(pages):
         target = "/api/images?limit=60" + (f"&cursor={cursor[0]}" if cursor[0] else "")
+        repeats += cursor[0] in asked
+        asked.add(cursor[0])
         started = time.perf_counter()
         page = await client.get_json(target)
         latencies.append(time.perf_counter() - started)
         seen += len(page["items"])
         cursor[0] = page["next_cursor"]  # None at the end: start again from the newest photo
-    return seen
+    return seen, repeats
+
+
+def start_cursors(url: str, owner: int, clients: int) -> list[str | None]:
+    """Where each client starts paging: the newest photo for the first, then evenly spread over the library, so
+    that the clients ask for different pages (as different users would)."""
+    from sqlalchemy import create_engine, select
+
+    from faces.store.models import Image
+    from faces.web.views import encode_cursor
+
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        rows = connection.execute(select(Image.sort_at, Image.id).where(Image.owner_id == owner)
+                                  .order_by(Image.sort_at.desc(), Image.id.desc())).all()
+    engine.dispose()
+    step = len(rows) // clients
+    return [None] + [encode_cursor(*rows[k * step - 1]) for k in range(1, clients)]
 
 
 async def baseline_client(client: Client, count: int, latencies: list[float]) -> None:
@@ -255,19 +275,23 @@ class Phase:
     server_cpu: float = 0.0
 
 
-async def run_load(port: int, clients: int, pages: int, rounds: int, server_pid: int) -> tuple[dict, int]:
-    """Both endpoints, ``rounds`` times in turn (so that a change in the machine's load hits both alike)."""
-    sessions = [await Client(port).open() for _ in range(clients)]
+async def run_load(port: int, starts: list[str | None], pages: int, rounds: int,
+                   server_pid: int) -> tuple[dict, int, int]:
+    """Both endpoints, ``rounds`` times in turn (so that a change in the machine's load hits both alike); one
+    client per entry of ``starts`` (where it starts paging). Returns the phases, the photos seen and the gallery
+    pages that were asked for before."""
+    sessions = [await Client(port).open() for _ in starts]
     await asyncio.gather(*(session.login() for session in sessions))
-    cursors: list[list[str | None]] = [[None] for _ in sessions]
-    # warm-up: one page each (connections, SQLite page cache), not counted
-    await asyncio.gather(*(gallery_client(s, 1, [], [None]) for s in sessions))
+    cursors: list[list[str | None]] = [[start] for start in starts]
+    # warm-up: one page each (connections, SQLite page cache), the library's last: no client asks for it again
+    await asyncio.gather(*(gallery_client(s, 1, [], [_far_cursor()], set()) for s in sessions))
     phases = {"gallery page (60 photos + frames)": Phase(), "baseline GET /api/session": Phase()}
-    seen = 0
+    seen = repeats = 0
+    asked: set[str | None] = set()
     for _ in range(rounds):
         for label, phase in phases.items():
             if label.startswith("gallery"):
-                work = [gallery_client(s, pages, phase.latencies, c) for s, c in zip(sessions, cursors)]
+                work = [gallery_client(s, pages, phase.latencies, c, asked) for s, c in zip(sessions, cursors)]
             else:
                 work = [baseline_client(s, pages, phase.latencies) for s in sessions]
             started, client_cpu, server_cpu = time.perf_counter(), time.process_time(), tree_cpu_seconds(server_pid)
@@ -275,10 +299,12 @@ async def run_load(port: int, clients: int, pages: int, rounds: int, server_pid:
             phase.seconds += time.perf_counter() - started
             phase.client_cpu += time.process_time() - client_cpu
             phase.server_cpu += tree_cpu_seconds(server_pid) - server_cpu
-            seen += sum(n or 0 for n in done)
+            for result in done:
+                if result:
+                    seen, repeats = seen + result[0], repeats + result[1]
     for session in sessions:
         await session.close()
-    return phases, seen
+    return phases, seen, repeats
 
 
 async def count_instructions(port: int, server_pid: int, requests: int, out_dir: Path) -> dict[str, float]:
@@ -290,25 +316,38 @@ async def count_instructions(port: int, server_pid: int, requests: int, out_dir:
 
     client = await Client(port).open()
     await client.login()
-    targets = {"gallery page (60 photos + frames)": "/api/images?limit=60", "baseline GET /api/session": "/api/session"}
-    for label, target in targets.items():
-        await client.get_json(target)  # warm-up
+    labels = ("gallery page (60 photos + frames)", "gallery page again (same pages)", "baseline GET /api/session")
+    await client.get_json("/api/session")  # warm-up
+    await client.get_json("/api/images?limit=60&cursor=" + _far_cursor())  # warm-up, a page no run asks for
+    cursors: list[str | None] = [None]
+    for label in labels:
         callgrind("--zero")
         callgrind("--instr=on")
-        cursor = None
-        for _ in range(requests):
-            answer = await client.get_json(target + (f"&cursor={cursor}" if cursor else ""))
-            cursor = answer.get("next_cursor")
+        for k in range(requests):
+            if label.startswith("baseline"):
+                await client.get_json("/api/session")
+            elif label.startswith("gallery page again"):
+                await client.get_json("/api/images?limit=60" + (f"&cursor={cursors[k]}" if cursors[k] else ""))
+            else:
+                answer = await client.get_json("/api/images?limit=60" + (f"&cursor={cursors[k]}" if cursors[k] else ""))
+                cursors.append(answer["next_cursor"])
         callgrind("--instr=off")
-        callgrind(f"--dump={label.split()[0]}")
+        callgrind(f"--dump={labels.index(label)}")
     await client.close()
     counts = {}
     for dump in out_dir.glob("callgrind.out.*.*"):
         text = dump.read_text(errors="replace")
-        label = next(line.split(": ", 1)[1] for line in text.splitlines() if line.startswith("desc: Trigger"))
+        trigger = next(line.split(": ", 1)[1] for line in text.splitlines() if line.startswith("desc: Trigger"))
         total = next(int(line.split()[1]) for line in text.splitlines() if line.startswith("totals:"))
-        counts[next(k for k in targets if label.endswith(k.split()[0]))] = total / requests
-    return {label: counts[label] for label in targets}
+        counts[labels[int(trigger.rsplit(" ", 1)[-1])]] = total / requests
+    return {label: counts[label] for label in labels}
+
+
+def _far_cursor() -> str:
+    """A cursor before every photo of the library (the last page): a warm-up page that no run asks for again."""
+    from faces.web.views import encode_cursor
+
+    return encode_cursor(datetime(2000, 1, 1), 1)
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -323,6 +362,9 @@ def main() -> None:
     parser.add_argument("--pages", type=int, default=25, help="requests each client makes per round and endpoint")
     parser.add_argument("--rounds", type=int, default=2, help="rounds of gallery then baseline")
     parser.add_argument("--workers", type=int, default=1, help="faces serve --workers")
+    parser.add_argument("--same-pages", action="store_true",
+                        help="every client pages from the newest photo on (the same pages, mostly served from the "
+                             "server's page cache) instead of each from its own part of the library")
     parser.add_argument("--database-url", default="", help="an empty database (default: SQLite in a temp dir)")
     parser.add_argument("--instructions", type=int, default=0, metavar="N",
                         help="instead: count the instructions of N requests of each endpoint, one client, the server "
@@ -338,20 +380,24 @@ def main() -> None:
         data_dir = Path(tmp) / "data"
         url = args.database_url or f"sqlite:///{data_dir / 'faces.db'}"
         started = time.perf_counter()
-        build_library(url, args.faces)
+        owner = build_library(url, args.faces)
         print(f"library: {args.faces} faces in {args.faces // 2} photos, built in "
               f"{time.perf_counter() - started:.1f} s ({re.sub(r'//[^@]*@', '//', url.split('?')[0])})")
+        starts = [None] * args.clients if args.same_pages else start_cursors(url, owner, args.clients)
         port = free_port()
         server = start_server(data_dir, url, port, args.workers)
         load_before = os.getloadavg()
         try:
-            phases, seen = asyncio.run(run_load(port, args.clients, args.pages, args.rounds, server.pid))
+            phases, seen, repeats = asyncio.run(run_load(port, starts, args.pages, args.rounds, server.pid))
         finally:
             server.terminate()
             server.wait(timeout=30)
         load_after = os.getloadavg()
     print(f"{args.clients} clients x {args.pages} requests x {args.rounds} rounds per endpoint, {args.workers} server "
           f"process(es), on loopback, {os.cpu_count()} CPU cores shared by clients and server ({seen} photos paged)")
+    pages_asked = len(phases["gallery page (60 photos + frames)"].latencies)
+    print(f"clients start {'all at the newest photo' if args.same_pages else 'spread over the library'}: "
+          f"{repeats} of {pages_asked} gallery pages ({repeats / pages_asked:.0%}) had been asked for before")
     print(f"load average (1 min) before {load_before[0]:.2f}, after {load_after[0]:.2f}")
     print(f"{'':36} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'req/s':>7} {'server CPU ms/req':>18} "
           f"{'client CPU ms/req':>18}")

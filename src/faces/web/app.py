@@ -80,6 +80,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     """The web application for ``settings``; ``store`` defaults to the settings' database (migrated)."""
     from faces.web.background import DetectionRunner
     from faces.web.routes import routers
+    from faces.web.routes.images import PlainGalleryPages
 
     store = store or open_store(settings)
     templates = Jinja2Templates(env=jinja2.Environment(loader=jinja2.FileSystemLoader(str(HERE / "templates")),
@@ -104,6 +105,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     for router in routers():
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    app.add_middleware(PlainGalleryPages)  # inside the session middleware (added last: outermost)
     app.add_middleware(SessionMiddleware, codec=codec)
     return app
 

@@ -27,6 +27,7 @@ from faces.store.db import Store
 from faces.store.models import Face, Image, Name, User
 from faces.web.auth import CSRF_HEADER, SESSION_COOKIE, SessionCodec, SessionData, RateLimiter, new_session
 from faces.web.auth import password_fingerprint, tokens_equal
+from faces.web.page_cache import PageCache
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 T = TypeVar("T")
@@ -43,6 +44,7 @@ class WebState:
     limiter: RateLimiter = field(default_factory=RateLimiter)
     detection: Any = None  # faces.web.background.DetectionRunner
     extra: dict[str, Any] = field(default_factory=dict)  # for other routers' long-lived objects
+    pages: PageCache = field(default_factory=PageCache)  # gallery pages, until the data version changes
 
 
 class SessionHolder:

@@ -6,15 +6,18 @@ import logging
 from datetime import date
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
+from faces.store.data_version import read_version
 from faces.web.deps import Account, DbSession, LoggedInUser, State, image_for, logged_in_work, name_for
-from faces.web.deps import owner_library
-from faces.web.views import ImageOut, ImagePage, gallery_page, image_dicts, image_outs, json_response
+from faces.web.deps import owner_library, web_state
+from faces.web.page_cache import Page, page_of
+from faces.web.views import ImageOut, ImagePage, dumps, gallery_page, image_dicts, image_outs, json_response
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["gallery"])
@@ -45,20 +48,95 @@ async def list_images(
     guesses: Annotated[bool, Query(description="Count guessed names too, not only confirmed ones.")] = False,
     status: Annotated[str | None, Query(pattern="^error$", description="error: only unreadable files.")] = None,
 ) -> Response:
-    """Photos of a library, newest first (date taken, else date added), with their frames; filters combine."""
+    """Photos of a library, newest first (date taken, else date added), with their frames; filters combine.
 
-    def page(db: Session, user: Account) -> Response:
+    A page of your own library is kept (``faces.web.page_cache``) until the next write to the gallery's tables,
+    in any process; the answer carries an ETag, and ``If-None-Match`` with it answers 304."""
+    return page_response(request, await gallery(request, owner, cursor, limit, date_from, date_to, name, match,
+                                                guesses, status))
+
+
+async def gallery(request: Request, owner: int | None, cursor: str | None, limit: int = 60,
+                  date_from: date | None = None, date_to: date | None = None, name: list[int] | None = None,
+                  match: str = "all", guesses: bool = False, status: str | None = None) -> Page:
+    """The gallery page of :func:`list_images` for the logged-in user (401 when nobody is): from the page cache
+    when the user asks for their own library and nothing was written since the page was kept."""
+    pages = web_state(request).pages
+
+    def page(db: Session, user: Account) -> Page:
+        own = owner is None or owner == user.id
+        key = (user.id, cursor, limit, date_from, date_to, tuple(name or ()), match, guesses, status)
+        version = None
+        if own:  # the version before the page's rows: a page is never older than the version it is kept with
+            version = read_version(db.connection())
+            kept = pages.get(key, version)
+            if kept is not None:
+                return kept
         library = owner_library(db, user, owner if owner is not None else user.id)
         for name_id in name or []:
             if name_for(db, user, name_id).owner_id != library.id:
                 raise HTTPException(404, "There is no name with this id in this library.")
         if date_from and date_to and date_from > date_to:
             raise HTTPException(400, "The first day of the range comes after its last day.")
-        return json_response(gallery_page(db, user.id, library.id, limit=limit, cursor=cursor, date_from=date_from,
-                                          date_to=date_to, name_ids=name, match_all=match == "all",
-                                          include_guesses=guesses, status=status))
+        body = dumps(gallery_page(db, user.id, library.id, limit=limit, cursor=cursor, date_from=date_from,
+                                  date_to=date_to, name_ids=name, match_all=match == "all", include_guesses=guesses,
+                                  status=status))
+        return pages.put(key, page_of(body, version)) if own else page_of(body, None)
 
     return await logged_in_work(request, page)
+
+
+def page_response(request: Request, page: Page) -> Response:
+    """``page`` as a JSON response with its ETag; 304 without a body when the request's If-None-Match names it.
+    ``no-cache``: the browser may keep the page but asks every time whether it is still current."""
+    headers = {"ETag": page.etag, "Cache-Control": "private, no-cache"}
+    known = request.headers.get("if-none-match")
+    if known and page.etag in (tag.strip().removeprefix("W/") for tag in known.split(",")):
+        return Response(status_code=304, headers=headers)
+    return Response(page.body, media_type="application/json", headers=headers)
+
+
+class PlainGalleryPages:
+    """ASGI middleware: answers the gallery's plain pages (``GET /api/images`` with no parameters but ``limit``,
+    ``cursor`` and ``owner``, each once and plainly valid) itself, with :func:`gallery` as the route does, but
+    without FastAPI's routing and parameter parsing, which cost more than a kept page. Every other request, a page
+    with any other parameter, and every error (401, 400, 404) go on to the FastAPI route, which answers them as it
+    always does. It sits inside the session middleware (session, security headers)."""
+
+    def __init__(self, app):  # noqa: ANN001
+        self.app = app
+
+    async def __call__(self, scope, receive, send):  # noqa: ANN001
+        if scope["type"] == "http" and scope["method"] == "GET" and scope["path"] == "/api/images":
+            params = plain_page_params(scope["query_string"])
+            if params is not None:
+                request = Request(scope, receive)
+                try:
+                    page = await gallery(request, **params)
+                except HTTPException:
+                    pass  # the route answers it, with the app's error handling
+                else:
+                    await page_response(request, page)(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+
+def plain_page_params(query: bytes) -> dict | None:
+    """``owner``, ``cursor`` and ``limit`` of a plain gallery query string, or None when it has anything else
+    (another parameter, one given twice or empty, a number that is not plain digits, a limit out of range)."""
+    found: dict[str, str] = {}
+    for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        if key not in ("limit", "cursor", "owner") or key in found or not value:
+            return None
+        found[key] = value
+    limit, owner = found.get("limit", "60"), found.get("owner")
+    if not _plain_int(limit) or not 1 <= int(limit) <= 200 or (owner is not None and not _plain_int(owner)):
+        return None
+    return {"owner": int(owner) if owner is not None else None, "cursor": found.get("cursor"), "limit": int(limit)}
+
+
+def _plain_int(text: str) -> bool:
+    return text.isascii() and text.isdigit() and len(text) < 10
 
 
 @router.get("/api/images/batch", response_model=ImageBatch)
