@@ -5,6 +5,7 @@ Every command that lists things has ``--json``: a stable, documented output for 
 
 from __future__ import annotations
 
+import gc
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Optional
@@ -79,6 +80,7 @@ def _scan(store, settings, owner_id: int, names: list[str], paths: list[Path], a
     from faces.jobs.lock import DetectionBusy
     from faces.jobs.pipeline import add_images, run_detection
 
+    gc.freeze()  # the modules imported by now (finders, media) stay: see faces.cli.main
     try:
         added = add_images(store, settings, owner_id, paths, finders=names)
     except FileNotFoundError as exc:
@@ -102,6 +104,7 @@ def _scan(store, settings, owner_id: int, names: list[str], paths: list[Path], a
     def on_progress(p) -> None:  # noqa: ANN001 - faces.jobs.pipeline.Progress
         bar.update(task, total=p.total, completed=p.done)
 
+    gc.freeze()  # and so do those that adding the files imported
     try:
         with bar:
             summary = run_detection(store, settings, owner_id, progress=on_progress, finders=names, pool=pool)

@@ -164,6 +164,16 @@ class WorkerPool:
         Raises:
             WorkerStartError: a worker's initializer failed (nothing more is started).
         """
+        for outcomes in self.run_batches(tasks):
+            yield from outcomes
+
+    def run_batches(self, tasks: Iterable[tuple[Any, Any]]) -> Iterator[list[TaskOutcome]]:
+        """Like :meth:`run`, but yield together the outcomes of the tasks that finished by the same moment
+        (a non-empty list each time), so that the caller can handle them at once (e.g. in one transaction).
+
+        Raises:
+            WorkerStartError: a worker's initializer failed (nothing more is started).
+        """
         queue = deque(tasks)
         while len(self.workers) < min(self.size, len(queue)):
             self._spawn()
@@ -186,7 +196,8 @@ class WorkerPool:
             # Free workers get their next task before the caller handles these results (database writes),
             # so that no core waits for the parent.
             self._dispatch(queue)
-            yield from outcomes
+            if outcomes:
+                yield outcomes
 
     def _dispatch(self, queue: deque) -> None:
         """Send the next task of ``queue`` to every live worker that has none."""

@@ -19,12 +19,13 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cache
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import Insert, Select, Update, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from faces import events
 from faces.config import Settings
@@ -33,10 +34,13 @@ from faces.jobs.detect import DetectResult, DetectTask
 from faces.jobs.executor import WorkerPool
 from faces.jobs.matching import match_boxes
 from faces.store.db import Store
-from faces.store.models import Embedding, Face, FinderStatus, Image, ImageFinder, Run, RunLock, Visibility
+from faces.store.models import (
+    Embedding, Face, FaceState, FinderStatus, Image, ImageFinder, Run, RunLock, Visibility, new_uuid,
+)
 
 log = logging.getLogger(__name__)
 
+ADD_BATCH = 100  # probed files added per transaction
 TASK_TIMEOUT_SECONDS = 900.0  # one image taking longer than this (all finders together) is an error
 # What the fork server imports once for every detection worker (dlib's import fails quietly where it is missing).
 WORKER_PRELOAD = ("numpy", "PIL.Image", "cv2", "dlib", "faces.media", "faces.finders.dlib_finder",
@@ -142,15 +146,120 @@ def add_images(store: Store, settings: Settings, owner_id: int, paths: Iterable[
     names = list(finders) if finders is not None else finder_names(settings)
     files = [Path(os.path.abspath(f)) for f in find_image_files(paths, exclude=[settings.data_dir])]
     result = AddResult(files=len(files))
+    visibility = _default_visibility(settings)
     with ThreadPoolExecutor(max_workers=max(2, settings.worker_count)) as pool:
-        for path, info, error in pool.map(lambda f: _probe(f, settings.max_image_pixels), files):
-            _add_one(store, owner_id, path, info, error, names, result, _default_visibility(settings))
+        batch = []
+        for probed in pool.map(lambda f: _probe(f, settings.max_image_pixels), files):
+            batch.append(probed)
+            if len(batch) == ADD_BATCH:
+                _add_batch(store, owner_id, batch, names, result, visibility)
+                batch = []
+        _add_batch(store, owner_id, batch, names, result, visibility)
     if result.added:
         events.emit("images_added", owner_id=owner_id, image_ids=list(result.added), store=store,
                     settings=settings)
     log.info("added %d images to library %s (%d already known, %d unreadable)", len(result.added), owner_id,
              result.duplicates, len(result.errors))
     return result
+
+
+def _add_batch(store: Store, owner_id: int, probed: list[tuple], names: Sequence[str], result: AddResult,
+               visibility: Visibility) -> None:
+    """Add probed files (``(path, info, error)`` from :func:`_probe`) in one transaction; update ``result``.
+
+    New contents get their ``images`` row (with its error when unreadable) and a pending mark per finder of
+    ``names``; known contents are duplicates (a moved file gets its new path). The rarer cases go one by one
+    through :func:`_add_one`: a readable file whose path holds an error row (fixed in place), and every file
+    of the batch when another process added some of them at the same moment.
+    """
+    if not probed:
+        return
+    entries = [(path, info, error, info.content_hash if info is not None else _fallback_hash(path))
+               for path, info, error in probed]
+    try:
+        with store.session() as session:
+            added, duplicates, later = _insert_images(session.connection(), owner_id, entries, names, visibility)
+    except IntegrityError:
+        for path, info, error in probed:
+            _add_one(store, owner_id, path, info, error, names, result, visibility)
+        return
+    result.duplicates += duplicates
+    for image_id, (path, info, error, _hash) in added:
+        result.added.append(image_id)
+        if info is None:
+            result.errors.append(AddedError(image_id=image_id, path=str(path), code=error.code,
+                                            message=error.message))
+    for path, info, error, _hash in later:
+        _add_one(store, owner_id, path, info, error, names, result, visibility)
+
+
+def _insert_images(conn, owner_id: int, entries: list[tuple], names: Sequence[str],  # noqa: ANN001
+                   visibility: Visibility) -> tuple[list[tuple[int, tuple]], int, list[tuple]]:
+    """Insert the new contents of ``entries`` (``(path, info, error, content_hash)``) with Core statements.
+
+    Returns:
+        ``(added, duplicates, later)``: ``(image id, entry)`` of the new rows in the order of ``entries``, the
+        number of known contents, and the entries left to :func:`_add_one`.
+    """
+    hashes = sorted({entry[3] for entry in entries})
+    known = {h: (image_id, path) for image_id, h, path in conn.execute(
+        select(Image.id, Image.content_hash, Image.path).where(Image.owner_id == owner_id,
+                                                               Image.content_hash.in_(hashes)))}
+    readable = [str(path) for path, info, _, _ in entries if info is not None]
+    broken = set(conn.execute(select(Image.path).where(Image.owner_id == owner_id, Image.path.in_(readable),
+                                                       Image.error_code.is_not(None))).scalars()) if readable else set()
+    new, later, duplicates = [], [], 0
+    for entry in entries:
+        path, info, _, content_hash = entry
+        if content_hash in known:
+            image_id, known_path = known[content_hash]
+            if known_path != str(path) and not os.path.exists(known_path):
+                conn.execute(update(Image).where(Image.id == image_id).values(path=str(path)))  # the file moved
+                known[content_hash] = (image_id, str(path))
+            duplicates += 1
+        elif info is not None and str(path) in broken:
+            later.append(entry)
+        else:
+            known[content_hash] = (None, str(path))  # the same content twice in this batch: one image
+            new.append(entry)
+    if not new:
+        return [], duplicates, later
+    table = Image.__table__
+    rows = [_image_row(owner_id, entry, visibility) for entry in new]
+    if conn.dialect.insert_executemany_returning or len(rows) == 1:
+        ids = dict((h, image_id) for image_id, h in conn.execute(
+            insert(table).returning(table.c.id, table.c.content_hash), rows))
+    else:
+        conn.execute(insert(table), rows)
+        ids = dict((h, image_id) for image_id, h in conn.execute(
+            select(table.c.id, table.c.content_hash).where(table.c.owner_id == owner_id,
+                                                           table.c.content_hash.in_([e[3] for e in new]))))
+    added = [(ids[entry[3]], entry) for entry in new]
+    marks = [{"image_id": image_id, "finder": name, "status": FinderStatus.PENDING}
+             for image_id, (_, info, _, _) in added if info is not None for name in names]
+    if marks:
+        conn.execute(insert(ImageFinder.__table__), marks)  # pending marks have no change-log record
+    return added, duplicates, later
+
+
+def _image_row(owner_id: int, entry: tuple, visibility: Visibility) -> dict:
+    """The ``images`` row of a new file: its probed facts, or its error (``entry`` as in :func:`_insert_images`)."""
+    path, info, error, content_hash = entry
+    now = datetime.now(timezone.utc)
+    row = {"owner_id": owner_id, "path": str(path), "added_at": now, "visibility": visibility,
+           "content_hash": content_hash}
+    if info is not None:
+        row.update(bytes=info.bytes, width=info.width, height=info.height, orientation=info.orientation,
+                   format=info.format, taken_at=info.taken_at, error_code=None, error=None)
+    else:
+        try:
+            size = path.stat().st_size
+        except OSError:
+            size = 0
+        row.update(bytes=size, width=0, height=0, orientation=1, format="", taken_at=None, error_code=error.code,
+                   error=error.message)
+    row["sort_at"] = row["taken_at"] or now.replace(tzinfo=None)
+    return row
 
 
 def _add_one(store: Store, owner_id: int, path: Path, info, error, names: Sequence[str], result: AddResult,
@@ -380,15 +489,15 @@ def run_detection(store: Store, settings: Settings, owner_id: int,
                                            max_side=_task_max_side(max_sides, todo),
                                            max_pixels=settings.max_image_pixels))
                      for image_id, path, todo in work)
-            for outcome in pool.run(tasks):
-                image_id = outcome.key
-                if outcome.ok:
-                    result: DetectResult = outcome.result
-                else:
-                    todo = next(t for i, _, t in work if i == image_id)
-                    result = _failed_result(image_id, todo, outcome.error)
-                _write_result(store, owner_id, result, names, paths[image_id], summary)
-                _image_done(image_id, paths[image_id])
+            todos = {image_id: todo for image_id, _, todo in work}
+            for outcomes in pool.run_batches(tasks):
+                # the images that finished together are written together, at once: none waits for another
+                results = [(outcome.result if outcome.ok else _failed_result(outcome.key, todos[outcome.key],
+                                                                             outcome.error), paths[outcome.key])
+                           for outcome in outcomes]
+                _write_results(store, owner_id, results, names, summary)
+                for outcome in outcomes:
+                    _image_done(outcome.key, paths[outcome.key])
         if pool is not None and own_pool:
             pool.close()
             pool = None
@@ -444,88 +553,334 @@ def _failed_result(image_id: int, todo: Sequence[str], message: str) -> DetectRe
                         finders={name: FinderOutcome(status="error", error=message) for name in todo})
 
 
+class _sql:  # noqa: N801 - a namespace
+    """The statements that write detection results, built once (building them costs more than running them)."""
+
+    @staticmethod
+    @cache
+    def lock_images() -> Select:
+        return (select(Image.id, Image.content_hash)
+                .where(Image.id.in_(bindparam("ids", expanding=True)), Image.owner_id == bindparam("owner"))
+                .order_by(Image.id).with_for_update())
+
+    @staticmethod
+    @cache
+    def lock_holder() -> Select:
+        return select(RunLock.holder).where(RunLock.owner_id == bindparam("owner"))
+
+    @staticmethod
+    @cache
+    def marks() -> Select:
+        return (select(ImageFinder.image_id, ImageFinder.finder, ImageFinder.status, ImageFinder.model_version,
+                       ImageFinder.error, ImageFinder.seconds, ImageFinder.processed_at)
+                .where(ImageFinder.image_id.in_(bindparam("ids", expanding=True))))
+
+    @staticmethod
+    @cache
+    def faces() -> Select:
+        return (select(Face.image_id, Face.id, Face.x, Face.y, Face.w, Face.h, Embedding.finder)
+                .outerjoin(Embedding, Embedding.face_id == Face.id)
+                .where(Face.image_id.in_(bindparam("ids", expanding=True))).order_by(Face.image_id, Face.id))
+
+    @staticmethod
+    @cache
+    def insert_faces() -> Insert:
+        return insert(Face.__table__)
+
+    @staticmethod
+    @cache
+    def insert_faces_returning() -> Insert:
+        table = Face.__table__
+        return insert(table).returning(table.c.id, table.c.uuid)
+
+    @staticmethod
+    @cache
+    def face_ids() -> Select:
+        table = Face.__table__
+        return select(table.c.id, table.c.uuid).where(table.c.uuid.in_(bindparam("uuids", expanding=True)))
+
+    @staticmethod
+    @cache
+    def insert_embeddings() -> Insert:
+        return insert(Embedding.__table__)
+
+    @staticmethod
+    @cache
+    def update_marks() -> Update:
+        table = ImageFinder.__table__
+        return update(table).where(table.c.image_id == bindparam("b_image_id"), table.c.finder == bindparam("b_finder"))
+
+    @staticmethod
+    @cache
+    def insert_marks() -> Insert:
+        return insert(ImageFinder.__table__)
+
+    @staticmethod
+    @cache
+    def image_errors() -> Update:
+        table = Image.__table__
+        return update(table).where(table.c.id == bindparam("b_id")).values(error_code=bindparam("code"),
+                                                                           error=bindparam("error"))
+
+
+@dataclass
+class _EmbeddingDraft:
+    """A new embedding, in the shape that :func:`faces.portability.records.face_record` reads."""
+
+    finder: str
+    model_version: str
+    score: float
+    vector: bytes
+
+
+@dataclass
+class _FaceDraft:
+    """A face of an image being written: a stored one (``stored``) or a new one. A new face has the defaults
+    of a detected face, which its change-log record shows (see :func:`faces.portability.records.face_record`)."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+    score: float = 0.0
+    landmarks: list | None = None
+    id: int | None = None
+    uuid: str = ""
+    stored: bool = False
+    finders: set[str] = field(default_factory=set)  # finders with an embedding of this face
+    embeddings: list[_EmbeddingDraft] = field(default_factory=list)  # the new ones, written now
+    source: str = "detected"
+    state: FaceState = FaceState.UNNAMED
+    name_id: int | None = None
+    decided_at: datetime | None = None
+
+    @property
+    def box(self) -> list[int]:
+        return [self.x, self.y, self.w, self.h]
+
+
+@dataclass
+class _MarkDraft:
+    """One finder's row of an image (``image_finders``), as it is to be written."""
+
+    image_id: int
+    finder: str
+    status: FinderStatus
+    model_version: str
+    error: str | None
+    seconds: float
+    processed_at: datetime | None
+    stored: bool = True  # the row exists (else it is inserted)
+
+
+@dataclass
+class _ImagePlan:
+    """What one image's result writes: its marks, new faces, new embeddings of stored faces, its decode error."""
+
+    image_id: int
+    content_hash: str
+    marks: list[_MarkDraft] = field(default_factory=list)
+    faces: list[_FaceDraft] = field(default_factory=list)  # stored and new, in matching order
+    media_error: tuple[str, str | None] | None = None
+    errors: list[DetectionError] = field(default_factory=list)
+
+    @property
+    def new_faces(self) -> list[_FaceDraft]:
+        return [f for f in self.faces if not f.stored]
+
+    @property
+    def new_embeddings(self) -> int:
+        return sum(len(f.embeddings) for f in self.faces)
+
+
 def _write_result(store: Store, owner_id: int, result: DetectResult, order: Sequence[str], path: str,
                   summary: RunSummary, holder: str | None = None) -> bool:
-    """Write one image's results in one transaction; update ``summary``.
+    """Write one image's results in one transaction; update ``summary`` (see :func:`_write_results`).
 
-    With ``holder`` (a Celery worker writing for the run that enqueued it), nothing is written unless that run
-    still holds the library's lock. Returns False when nothing was written for that reason or because the image
-    is gone; finders already processed (by an earlier delivery of the same task) are never written twice.
+    Returns False when nothing was written (the image is gone, or ``holder`` no longer holds the lock)."""
+    return _write_results(store, owner_id, [(result, path)], order, summary, holder=holder)[0]
+
+
+def _write_results(store: Store, owner_id: int, results: Sequence[tuple[DetectResult, str]], order: Sequence[str],
+                   summary: RunSummary, holder: str | None = None) -> list[bool]:
+    """Write the results of some images (``(result, path)`` pairs) in one transaction; update ``summary``.
+
+    Each image gets its faces, their embeddings, its finder statuses and their change-log entries, written with
+    a few multi-row statements for all the images together. With ``holder`` (a Celery worker writing for the run
+    that enqueued it), nothing is written unless that run still holds the library's lock. Finders already
+    processed (by an earlier delivery of the same task) are never written twice.
+
+    Returns:
+        Per result, whether it was written (False: the image is gone, or ``holder`` lost the lock).
     """
+    from faces.portability import changes
+
     now = datetime.now(timezone.utc)
-    new_faces: list[Face] = []
-    had_error = False
-    new_embeddings = 0
     with store.session() as session:
-        # Lock the image row so that two writers (a run that lost its lock, say) never both add faces.
+        conn = session.connection()  # Core statements: the change log is written below from the values in hand
+        ids = sorted({result.image_id for result, _ in results})
+        # Lock the image rows so that two writers (a run that lost its lock, say) never both add faces.
         # (First statement: on MariaDB, plain reads after it see what the writer before us committed.)
-        image = session.scalar(select(Image).where(Image.id == result.image_id, Image.owner_id == owner_id)
-                               .with_for_update())
-        if image is None:
-            return False  # deleted while we looked at it
-        if holder is not None and session.scalar(
-                select(RunLock.holder).where(RunLock.owner_id == owner_id)) != holder:
-            return False  # the run that asked for this is over (or dead): the next run enqueues again
-        rows = {r.finder: r for r in session.scalars(select(ImageFinder).where(ImageFinder.image_id == image.id))}
-        if result.media_code is not None:
-            image.error_code, image.error = result.media_code, result.media_error
-            summary.error_details.append(DetectionError(image.id, path, None, result.media_code,
-                                                        result.media_error or ""))
-            log.warning("image %s cannot be decoded (%s)", image.id, result.media_code)
-            had_error = True
-        faces = list(session.scalars(select(Face).where(Face.image_id == image.id)
-                                     .options(selectinload(Face.embeddings)).order_by(Face.id)))
-        for name in [n for n in order if n in result.finders] + [n for n in result.finders if n not in order]:
-            outcome = result.finders[name]
-            row = rows.get(name)
-            if row is None:
-                row = ImageFinder(image_id=image.id, finder=name)
-                session.add(row)
-            elif row.status not in (FinderStatus.PENDING, None):
-                continue  # already processed (by another run): never add its faces twice
-            row.processed_at = now
-            row.seconds = outcome.seconds
-            row.model_version = outcome.model_version
-            if outcome.status == "error":
-                row.status, row.error = FinderStatus.ERROR, outcome.error
-                summary.error_details.append(DetectionError(image.id, path, name, "finder_error", outcome.error or ""))
-                log.warning("finder %s failed on image %s: %s", name, image.id, outcome.error)
-                had_error = True
+        hashes = dict(conn.execute(_sql.lock_images(), {"ids": ids, "owner": owner_id}).all())
+        if holder is not None and conn.scalar(_sql.lock_holder(), {"owner": owner_id}) != holder:
+            return [False] * len(results)  # the run that asked for this is over (or dead): the next run enqueues again
+        marks = _stored_marks(conn, list(hashes))
+        faces = _stored_faces(conn, list(hashes))
+        plans: list[_ImagePlan | None] = []
+        for result, path in results:
+            if result.image_id not in hashes or any(p and p.image_id == result.image_id for p in plans):
+                plans.append(None)  # deleted while we looked at it (or given twice)
                 continue
-            row.error = None
-            row.status = FinderStatus.DONE if outcome.faces else FinderStatus.NO_FACE
-            candidates = [f for f in faces if all(e.finder != name for e in f.embeddings)]
-            pairs = match_boxes([f.box for f in outcome.faces], [c.box for c in candidates])
-            for i, found in enumerate(outcome.faces):
-                if i in pairs:
-                    face = candidates[pairs[i]]
-                else:
-                    x, y, w, h = found.box
-                    face = Face(owner_id=owner_id, image_id=image.id, x=x, y=y, w=w, h=h, score=found.score,
-                                landmarks=found.landmarks)
-                    session.add(face)
-                    faces.append(face)
-                    new_faces.append(face)
-                face.embeddings.append(Embedding(finder=name, model_version=outcome.model_version,
-                                                 score=found.score, vector=found.vector))
-                new_embeddings += 1
-        if result.media_code is not None:
-            for row in rows.values():
-                if row.status == FinderStatus.PENDING:
-                    row.status, row.error, row.processed_at = FinderStatus.ERROR, result.media_error, now
-        session.flush()
-        face_count = len(faces)
+            plans.append(_plan(result, path, hashes[result.image_id], marks.get(result.image_id, {}),
+                               faces.get(result.image_id, []), order, now))
+        written = [p for p in plans if p is not None]
+        _insert_faces(conn, owner_id, written)
+        _write_marks(conn, written)
+        errors = [{"b_id": p.image_id, "code": p.media_error[0], "error": p.media_error[1]}
+                  for p in written if p.media_error is not None]
+        if errors:
+            conn.execute(_sql.image_errors(), errors)
+        changes.log_upserts(session, _log_entries(session, owner_id, written))
+        # stored faces that got an embedding: their records (names, states...) are read back at commit
+        changes.note_faces(session, [f.id for p in written for f in p.faces if f.stored and f.embeddings])
+    for plan in written:
+        _account_plan(plan, summary)
+    return [p is not None for p in plans]
+
+
+def _stored_marks(conn, image_ids: list[int]) -> dict[int, dict[str, _MarkDraft]]:  # noqa: ANN001
+    """image id -> finder -> its stored ``image_finders`` row."""
+    out: dict[int, dict[str, _MarkDraft]] = {}
+    if not image_ids:
+        return out
+    for row in conn.execute(_sql.marks(), {"ids": image_ids}):
+        out.setdefault(row[0], {})[row[1]] = _MarkDraft(*row)
+    return out
+
+
+def _stored_faces(conn, image_ids: list[int]) -> dict[int, list[_FaceDraft]]:  # noqa: ANN001
+    """image id -> its stored faces (by id), each with the finders that have an embedding of it."""
+    out: dict[int, list[_FaceDraft]] = {}
+    if not image_ids:
+        return out
+    last: _FaceDraft | None = None
+    for image_id, face_id, x, y, w, h, finder in conn.execute(_sql.faces(), {"ids": image_ids}):
+        if last is None or last.id != face_id:
+            last = _FaceDraft(x=x, y=y, w=w, h=h, id=face_id, stored=True)
+            out.setdefault(image_id, []).append(last)
+        if finder is not None:
+            last.finders.add(finder)
+    return out
+
+
+def _plan(result: DetectResult, path: str, content_hash: str, marks: dict[str, _MarkDraft], faces: list[_FaceDraft],
+          order: Sequence[str], now: datetime) -> _ImagePlan:
+    """What ``result`` changes on its image, given the image's stored ``marks`` and ``faces``.
+
+    A new finder's boxes are matched to the faces the image has (stored, or new from a finder before it in
+    ``order``); a finder already processed is left alone; a decode error ends every pending finder with it.
+    """
+    plan = _ImagePlan(image_id=result.image_id, content_hash=content_hash, faces=list(faces))
+    if result.media_code is not None:
+        plan.media_error = (result.media_code, result.media_error)
+        plan.errors.append(DetectionError(result.image_id, path, None, result.media_code, result.media_error or ""))
+        log.warning("image %s cannot be decoded (%s)", result.image_id, result.media_code)
+    for name in [n for n in order if n in result.finders] + [n for n in result.finders if n not in order]:
+        outcome = result.finders[name]
+        mark = marks.get(name)
+        if mark is not None and mark.status not in (FinderStatus.PENDING, None):
+            continue  # already processed (by another run): never add its faces twice
+        if mark is None:
+            mark = _MarkDraft(result.image_id, name, FinderStatus.PENDING, "", None, 0.0, None, stored=False)
+        mark.processed_at, mark.seconds, mark.model_version = now, outcome.seconds, outcome.model_version
+        plan.marks.append(mark)
+        if outcome.status == "error":
+            mark.status, mark.error = FinderStatus.ERROR, outcome.error
+            plan.errors.append(DetectionError(result.image_id, path, name, "finder_error", outcome.error or ""))
+            log.warning("finder %s failed on image %s: %s", name, result.image_id, outcome.error)
+            continue
+        mark.error = None
+        mark.status = FinderStatus.DONE if outcome.faces else FinderStatus.NO_FACE
+        candidates = [f for f in plan.faces if name not in f.finders]
+        pairs = match_boxes([f.box for f in outcome.faces], [c.box for c in candidates])
+        for i, found in enumerate(outcome.faces):
+            if i in pairs:
+                face = candidates[pairs[i]]
+            else:
+                x, y, w, h = found.box
+                face = _FaceDraft(x=x, y=y, w=w, h=h, score=found.score, landmarks=found.landmarks, uuid=new_uuid())
+                plan.faces.append(face)
+            face.finders.add(name)
+            face.embeddings.append(_EmbeddingDraft(finder=name, model_version=outcome.model_version,
+                                                   score=found.score, vector=found.vector))
+    if result.media_code is not None:
+        for mark in marks.values():  # the finders' marks set above are no longer pending
+            if mark.status == FinderStatus.PENDING:
+                mark.status, mark.error, mark.processed_at = FinderStatus.ERROR, result.media_error, now
+                plan.marks.append(mark)
+    return plan
+
+
+def _insert_faces(conn, owner_id: int, plans: list[_ImagePlan]) -> None:  # noqa: ANN001
+    """Insert the plans' new faces (their ids are set) and every new embedding."""
+    new = [f for p in plans for f in p.new_faces]
+    if new:
+        rows = [{"uuid": f.uuid, "owner_id": owner_id, "image_id": p.image_id, "x": f.x, "y": f.y, "w": f.w,
+                 "h": f.h, "score": f.score, "landmarks": f.landmarks} for p in plans for f in p.new_faces]
+        if conn.dialect.insert_executemany_returning or len(rows) == 1:
+            ids = dict((uuid, id_) for id_, uuid in conn.execute(_sql.insert_faces_returning(), rows))
+        else:
+            conn.execute(_sql.insert_faces(), rows)
+            ids = dict((uuid, id_) for id_, uuid in conn.execute(_sql.face_ids(), {"uuids": [f.uuid for f in new]}))
+        for face in new:
+            face.id = ids[face.uuid]
+    rows = [{"face_id": f.id, "finder": e.finder, "model_version": e.model_version, "score": e.score,
+             "vector": e.vector} for p in plans for f in p.faces for e in f.embeddings]
+    if rows:
+        conn.execute(_sql.insert_embeddings(), rows)
+
+
+def _write_marks(conn, plans: list[_ImagePlan]) -> None:  # noqa: ANN001
+    """Update (or insert) the plans' finder rows."""
+    marks = [m for p in plans for m in p.marks]
+    values = lambda m: {"status": m.status, "model_version": m.model_version, "error": m.error,  # noqa: E731
+                        "seconds": m.seconds, "processed_at": m.processed_at}
+    stored = [{"b_image_id": m.image_id, "b_finder": m.finder, **values(m)} for m in marks if m.stored]
+    if stored:
+        conn.execute(_sql.update_marks(), stored)
+    new = [{"image_id": m.image_id, "finder": m.finder, **values(m)} for m in marks if not m.stored]
+    if new:
+        conn.execute(_sql.insert_marks(), new)
+
+
+def _log_entries(session: Session, owner_id: int, plans: list[_ImagePlan]) -> list[tuple[int, str, str, dict]]:
+    """The change-log upserts of the plans' new faces and marks, image by image (faces by id, then marks)."""
+    from faces.portability import records
+
+    entries = []
+    for plan in plans:
+        for face in sorted(plan.new_faces, key=lambda f: f.id):
+            entries.append((owner_id, "face", face.uuid, records.face_record(session, face, plan.content_hash, [])))
+        for mark in sorted(plan.marks, key=lambda m: m.finder):
+            data = records.mark_record(mark, plan.content_hash)
+            if data is not None:
+                entries.append((owner_id, "image_mark", records.mark_key(plan.content_hash, mark.finder), data))
+    return entries
+
+
+def _account_plan(plan: _ImagePlan, summary: RunSummary) -> None:
+    """Add one written image to ``summary``."""
     summary.images += 1
-    summary.faces += len(new_faces)
-    summary.embeddings += new_embeddings
-    summary.new_face_ids.extend(f.id for f in new_faces)
-    if new_embeddings:
-        summary.face_image_ids.add(result.image_id)
-    if had_error:
+    summary.faces += len(plan.new_faces)
+    summary.embeddings += plan.new_embeddings
+    summary.new_face_ids.extend(f.id for f in plan.new_faces)
+    summary.error_details.extend(plan.errors)
+    if plan.new_embeddings:
+        summary.face_image_ids.add(plan.image_id)
+    if plan.errors:
         summary.errors += 1
-    elif face_count == 0:
+    elif not plan.faces:
         summary.no_face += 1
-    return True
 
 
 def _refresh(store: Store, settings: Settings, owner_id: int, summary: RunSummary) -> None:

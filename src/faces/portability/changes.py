@@ -19,7 +19,10 @@ local row ends exactly as the peer sent it, so they are not sent back to it; loc
 from __future__ import annotations
 
 import logging
-from sqlalchemy import event, func, select
+from collections.abc import Iterable, Sequence
+from functools import cache
+
+from sqlalchemy import Insert, event, func, insert, select
 from sqlalchemy.orm import Session, attributes
 
 from faces.portability import records
@@ -60,6 +63,36 @@ def _pending(session: Session) -> _Pending:
     if found is None:
         found = session.info[_KEY] = _Pending()
     return found
+
+
+def log_upserts(session: Session, entries: Sequence[tuple[int, str, str, dict]]) -> None:
+    """Add change-log upserts made from values in hand, in this order, as local changes.
+
+    For rows written with Core statements (which the automatic capture does not see) by code that has every
+    field of their records at hand, e.g. a detection run's new faces and marks: no row is read back.
+
+    Args:
+        session: the session whose transaction wrote the rows (not one that deletes a change log).
+        entries: ``(owner_id, entity, key, record)``, e.g. ``(7, "face", face_uuid, records.face_record(...))``.
+    """
+    if not entries:
+        return
+    now = utcnow()
+    session.connection().execute(_insert_entries(), [
+        {"owner_id": owner_id, "entity": entity, "entity_uuid": key, "op": "upsert", "data": data, "changed_at": now,
+         "origin": ""} for owner_id, entity, key, data in entries])
+
+
+@cache
+def _insert_entries() -> Insert:
+    return insert(ChangeLogEntry.__table__)
+
+
+def note_faces(session: Session, face_ids: Iterable[int]) -> None:
+    """Log these faces at commit, with their rows as they are then (for changes made with Core statements)."""
+    face_ids = set(face_ids)
+    if face_ids:
+        _pending(session).faces.update(face_ids)
 
 
 def _state_value(value) -> str | None:  # noqa: ANN001
