@@ -127,6 +127,16 @@ def test_every_cut_of_a_jpeg_is_caught(photo, tmp_path):
         assert caught.value.code in ("truncated", "corrupt"), (cut, caught.value.message)
 
 
+def test_a_whole_jpeg_is_good_with_or_without_bytes_after_its_end(photo, tmp_path):
+    """A JPEG that ends with its end marker is whole; one with a trailer after it (some cameras) is decoded."""
+    out = io.BytesIO()
+    photo.save(out, "JPEG", quality=90)
+    path = tmp_path / "photo.jpg"
+    for tail in (b"", b"\x00" * 4096, b"SEFH trailer"):
+        path.write_bytes(out.getvalue() + tail)
+        assert (probe_image(path).width, probe_image(path).height) == photo.size
+
+
 def test_empty_file_is_empty(tmp_path):
     (tmp_path / "e.png").touch()
     with pytest.raises(EmptyFileError, match=r"the file is empty \(0 bytes\)"):

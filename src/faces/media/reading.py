@@ -566,12 +566,23 @@ def _hash_handle(handle: io.BufferedReader) -> str:
     return digest.hexdigest()
 
 
+def _ends_with_eoi(handle: io.BufferedReader, size: int) -> bool:
+    """Whether the JPEG file of ``handle`` ends with the end-of-image marker (FF D9)."""
+    try:
+        handle.seek(size - 2)
+        return handle.read(2) == b"\xff\xd9"
+    except OSError:
+        return False
+
+
 def probe_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
     """Facts about the image at ``path`` (hash, bytes, format, upright size, orientation, date taken).
 
-    The file is checked to be a readable image without decoding it at full resolution: a JPEG is decoded
-    at 1/8 scale (every compressed byte is still read, so truncation shows), a PNG has its chunks and CRCs
-    checked, other formats up to :data:`PROBE_FULL_DECODE_PIXELS` are decoded.
+    The file is checked to be a readable image without decoding it at full resolution: a JPEG that ends with
+    its end-of-image marker is whole (a file cut short cannot end with it: those two bytes never occur inside
+    the compressed data), any other JPEG is decoded at 1/8 scale (every compressed byte is still read, so
+    truncation shows); a PNG has its chunks and CRCs checked, other formats up to
+    :data:`PROBE_FULL_DECODE_PIXELS` are decoded. Damage inside a whole file shows when a worker decodes it.
 
     Args:
         path: the image file.
@@ -593,7 +604,8 @@ def probe_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -
         width, height = opened.upright_size
         taken_at = _taken_at(opened.image)
         if opened.format == "JPEG":
-            _decode(opened, (1, 1), grey=True)  # smallest DCT scale (1/8)
+            if not _ends_with_eoi(opened.handle, size):
+                _decode(opened, (1, 1), grey=True)  # smallest DCT scale (1/8)
         elif opened.format == "PNG":
             _verify_png(opened)
         elif opened.width * opened.height <= PROBE_FULL_DECODE_PIXELS:
