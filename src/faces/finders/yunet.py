@@ -28,7 +28,7 @@ class YuNetRuntime:
     """YuNet (an OpenCV model zoo file, ONNX bytes) in onnxruntime, used like ``cv2.FaceDetectorYN``."""
 
     def __init__(self, model: bytes, score_threshold: float, nms_threshold: float, top_k: int):
-        self._session = single_thread_session(float_weights(bytes(model)))
+        self._session = single_thread_session(float_weights(bytes(model)), arena=True)
         self._input = self._session.get_inputs()[0].name
         self._outputs = [output.name for output in self._session.get_outputs()]
         missing = {f"{kind}_{s}" for kind in ("cls", "obj", "bbox", "kps") for s in STRIDES} - set(self._outputs)
