@@ -84,7 +84,7 @@ def test_the_finder_uses_onnxruntime_when_installed():
 
 def test_sface_embeds_as_opencv_does(model, data_root):
     """SFace in onnxruntime (weights dequantized, PRelu expanded) gives OpenCV's embeddings of real faces."""
-    ours = _embedder(np.frombuffer((default_model_dir() / EMBEDDER_FILE).read_bytes(), np.uint8))
+    ours = _embedder(np.frombuffer((default_model_dir() / EMBEDDER_FILE).read_bytes(), np.uint8), "onnxruntime")
     net = cv2.dnn.readNetFromONNX(np.frombuffer((default_model_dir() / EMBEDDER_FILE).read_bytes(), np.uint8))
     compared = 0
     for photo in PHOTOS[:3]:
@@ -122,3 +122,28 @@ def test_float_weights_leaves_no_quantized_node_and_opens_the_input_shape(model)
 def test_not_a_model_is_refused():
     with pytest.raises(ValueError):
         float_weights(b"\x0a\x05abc")
+
+
+def test_without_onnxruntime_the_finder_runs_in_opencv_with_the_same_results(tmp_path, monkeypatch, data_root):
+    """Where onnxruntime cannot be imported, the opencv finder runs both networks in OpenCV: the same faces, the
+    same embeddings, and the self check names the engine."""
+    import faces.finders.opencv_finder as opencv_finder
+    from faces.config import load_settings
+    from faces.finders.registry import create_finder
+
+    settings = load_settings(tmp_path, environ={})
+    image = load_image(data_root / PHOTOS[1], 1280)
+    fast = create_finder("opencv", settings)
+    fast.load()
+    monkeypatch.setattr(opencv_finder, "onnxruntime_version", lambda: "")
+    plain = create_finder("opencv", settings)
+    plain.load()
+    assert "onnxruntime" in fast.self_check().details["detector"]
+    assert "opencv" in plain.self_check().details["detector"]
+    assert "onnxruntime" not in plain.self_check().libraries
+    ours, theirs = fast.detect(image), plain.detect(image)
+    assert len(ours) == len(theirs) >= 10
+    for a, b in zip(sorted(ours, key=lambda f: f.box), sorted(theirs, key=lambda f: f.box)):
+        assert np.allclose(a.box, b.box, atol=1)
+        cosine = float(np.dot(a.embedding, b.embedding) / np.linalg.norm(a.embedding) / np.linalg.norm(b.embedding))
+        assert cosine > 0.9999

@@ -106,6 +106,7 @@ class OpenCVFinder(Finder):
         self._model_dir = Path(model_dir) if model_dir is not None else None
         self._detector = None
         self._embedder = None
+        self._engine = ""  # what runs the loaded models
         self._run_lock = threading.Lock()  # YuNet keeps its input size between calls
 
     @property
@@ -123,11 +124,11 @@ class OpenCVFinder(Finder):
         check.libraries = {"cv2": cv2.__version__ if cv2 is not None else ""}
         check.libraries.update({dist: version for dist in OPENCV_DISTRIBUTIONS if (version := package_version(dist))})
         check.libraries[MODELS_PACKAGE] = package_version(MODELS_PACKAGE)
-        if onnxruntime_version():
+        if (self._engine or detector_engine()) == "onnxruntime":
             check.libraries["onnxruntime"] = onnxruntime_version()
         check.details = {
-            "detector": f"YuNet 2023mar int8bq ({detector_engine()})",
-            "embedder": f"SFace 2021dec int8bq, 128-d, cosine ({detector_engine()})",
+            "detector": f"YuNet 2023mar int8bq ({self._engine or detector_engine()})",
+            "embedder": f"SFace 2021dec int8bq, 128-d, cosine ({self._engine or detector_engine()})",
             "model folder": str(self.model_dir or ""),
             "score threshold": f"{self.settings.score_threshold:g}",
             "detection size": f"{self.settings.max_side or 'full'} px, plus {COARSE_SIDE} px for big faces",
@@ -158,10 +159,11 @@ class OpenCVFinder(Finder):
         # OpenCV 5 warns on every load that its new graph engine ignores the (default) target: not news
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
         try:
-            self._detector = _detector(buffers[DETECTOR_FILE], float(self.settings.score_threshold))
-            self._embedder = _embedder(buffers[EMBEDDER_FILE])
+            self._engine = detector_engine()
+            self._detector = _detector(buffers[DETECTOR_FILE], float(self.settings.score_threshold), self._engine)
+            self._embedder = _embedder(buffers[EMBEDDER_FILE], self._engine)
         except Exception as exc:  # noqa: BLE001 - cv2.error, ValueError, and onnxruntime's own (plain Exceptions)
-            raise FinderUnavailable(f"the opencv finder's models could not be loaded ({detector_engine()}, "
+            raise FinderUnavailable(f"the opencv finder's models could not be loaded ({self._engine}, "
                                     f"OpenCV {cv2.__version__}): "
                                     f"{str(exc).strip().splitlines()[-1]}") from exc
         finally:
@@ -273,22 +275,22 @@ class OpenCVFinder(Finder):
         return np.asarray(self._embedder(blob), dtype=np.float32).reshape(-1).copy()
 
 
-def _detector(model: np.ndarray, score_threshold: float):
-    """YuNet from the model file's bytes: in onnxruntime when it is installed (2.3x faster, same rows, see
-    :mod:`faces.finders.yunet`), else OpenCV's own ``cv2.FaceDetectorYN``."""
-    if detector_engine() == "onnxruntime":
+def _detector(model: np.ndarray, score_threshold: float, engine: str):
+    """YuNet from the model file's bytes: in onnxruntime (2.3x faster, same rows, see :mod:`faces.finders.yunet`)
+    when ``engine`` is "onnxruntime", else OpenCV's own ``cv2.FaceDetectorYN``."""
+    if engine == "onnxruntime":
         return YuNetRuntime(model.tobytes(), score_threshold, NMS_IOU, TOP_K)
     return cv2.FaceDetectorYN.create("onnx", model, np.empty(0, np.uint8), (320, 320), score_threshold, NMS_IOU,
                                      TOP_K)
 
 
-def _embedder(model: np.ndarray):
+def _embedder(model: np.ndarray, engine: str):
     """SFace from the model file's bytes, as a function of a (1, 3, 112, 112) blob giving the embedding.
 
-    In onnxruntime when it is installed, with its PRelu layers expanded (9 ms a face instead of OpenCV's 12; the
-    same embeddings to within 1e-5, see :func:`faces.finders.onnx_proto.float_weights`), else in ``cv2.dnn``.
+    In onnxruntime when ``engine`` says so, with its PRelu layers expanded (9 ms a face instead of OpenCV's 12;
+    the same embeddings to within 1e-5, see :func:`faces.finders.onnx_proto.float_weights`), else in ``cv2.dnn``.
     """
-    if detector_engine() == "onnxruntime":
+    if engine == "onnxruntime":
         session = single_thread_session(float_weights(model.tobytes(), expand_prelu=True))
         name = session.get_inputs()[0].name
         return lambda blob: session.run(None, {name: blob})[0]
@@ -302,7 +304,7 @@ def _embedder(model: np.ndarray):
 
 
 def detector_engine() -> str:
-    """What runs YuNet and SFace: "onnxruntime" when it can be imported, else "opencv"."""
+    """What would run YuNet and SFace now: "onnxruntime" when it can be imported, else "opencv"."""
     return "onnxruntime" if onnxruntime_version() else "opencv"
 
 
