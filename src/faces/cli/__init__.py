@@ -14,8 +14,11 @@ from typing import Any
 
 def main() -> None:
     """Console-script entry point."""
-    from faces.cli.commands import app
-
+    gc.disable()  # importing the commands makes many objects and hardly any garbage: no collection meanwhile
+    try:
+        from faces.cli.commands import app
+    finally:
+        gc.enable()
     # The modules imported so far live as long as the process: the garbage collector need not walk them again
     # on every full collection (a scan's database writes trigger many).
     gc.freeze()
