@@ -1,13 +1,16 @@
 """The detection pipeline: add image files to a library, then run every enabled finder on what it has not seen.
 
 - :func:`add_images` finds the image files under the given paths, probes each (hash, size, orientation, date),
-  and inserts one ``images`` row per content (the same file twice is one image). A file that cannot be read
-  still gets its row, with ``error_code``/``error``, so that the owner sees what went wrong.
+  and inserts one ``images`` row per content (the same file twice is one image), up to 100 files a transaction.
+  A file that cannot be read still gets its row, with ``error_code``/``error``, so that the owner sees what
+  went wrong.
 - :func:`run_detection` takes the library's run lock, sends each image with pending finders to worker
-  processes (decoded once, every pending finder run on it), and writes each image's results in one
-  transaction: its faces, their embeddings and the finder statuses. A new finder's boxes are matched to the
-  image's faces (:mod:`faces.jobs.matching`), so that one face seen by two finders is one face with two
-  embeddings. A killed run loses at most the images in flight; the next run does only what is still pending.
+  processes (decoded once, every pending finder run on it), and writes each image's results as soon as they
+  arrive, in one transaction (shared with the images that finished at the same moment): its faces, their
+  embeddings, the finder statuses and their change-log entries, with a few multi-row statements. A new
+  finder's boxes are matched to the image's faces (:mod:`faces.jobs.matching`), so that one face seen by two
+  finders is one face with two embeddings. A killed run loses at most the images in flight; the next run does
+  only what is still pending.
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ from dataclasses import dataclass, field
 from functools import cache
 from datetime import datetime, timezone
 from pathlib import Path
+from types import SimpleNamespace
 
-from sqlalchemy import Insert, Select, Update, bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -213,7 +217,7 @@ def _insert_images(conn, owner_id: int, entries: list[tuple], names: Sequence[st
         path, info, _, content_hash = entry
         if content_hash in known:
             image_id, known_path = known[content_hash]
-            if known_path != str(path) and not os.path.exists(known_path):
+            if image_id is not None and known_path != str(path) and not os.path.exists(known_path):
                 conn.execute(update(Image).where(Image.id == image_id).values(path=str(path)))  # the file moved
                 known[content_hash] = (image_id, str(path))
             duplicates += 1
@@ -553,74 +557,31 @@ def _failed_result(image_id: int, todo: Sequence[str], message: str) -> DetectRe
                         finders={name: FinderOutcome(status="error", error=message) for name in todo})
 
 
-class _sql:  # noqa: N801 - a namespace
+@cache
+def _sql() -> SimpleNamespace:
     """The statements that write detection results, built once (building them costs more than running them)."""
-
-    @staticmethod
-    @cache
-    def lock_images() -> Select:
-        return (select(Image.id, Image.content_hash)
-                .where(Image.id.in_(bindparam("ids", expanding=True)), Image.owner_id == bindparam("owner"))
-                .order_by(Image.id).with_for_update())
-
-    @staticmethod
-    @cache
-    def lock_holder() -> Select:
-        return select(RunLock.holder).where(RunLock.owner_id == bindparam("owner"))
-
-    @staticmethod
-    @cache
-    def marks() -> Select:
-        return (select(ImageFinder.image_id, ImageFinder.finder, ImageFinder.status, ImageFinder.model_version,
-                       ImageFinder.error, ImageFinder.seconds, ImageFinder.processed_at)
-                .where(ImageFinder.image_id.in_(bindparam("ids", expanding=True))))
-
-    @staticmethod
-    @cache
-    def faces() -> Select:
-        return (select(Face.image_id, Face.id, Face.x, Face.y, Face.w, Face.h, Embedding.finder)
-                .outerjoin(Embedding, Embedding.face_id == Face.id)
-                .where(Face.image_id.in_(bindparam("ids", expanding=True))).order_by(Face.image_id, Face.id))
-
-    @staticmethod
-    @cache
-    def insert_faces() -> Insert:
-        return insert(Face.__table__)
-
-    @staticmethod
-    @cache
-    def insert_faces_returning() -> Insert:
-        table = Face.__table__
-        return insert(table).returning(table.c.id, table.c.uuid)
-
-    @staticmethod
-    @cache
-    def face_ids() -> Select:
-        table = Face.__table__
-        return select(table.c.id, table.c.uuid).where(table.c.uuid.in_(bindparam("uuids", expanding=True)))
-
-    @staticmethod
-    @cache
-    def insert_embeddings() -> Insert:
-        return insert(Embedding.__table__)
-
-    @staticmethod
-    @cache
-    def update_marks() -> Update:
-        table = ImageFinder.__table__
-        return update(table).where(table.c.image_id == bindparam("b_image_id"), table.c.finder == bindparam("b_finder"))
-
-    @staticmethod
-    @cache
-    def insert_marks() -> Insert:
-        return insert(ImageFinder.__table__)
-
-    @staticmethod
-    @cache
-    def image_errors() -> Update:
-        table = Image.__table__
-        return update(table).where(table.c.id == bindparam("b_id")).values(error_code=bindparam("code"),
-                                                                           error=bindparam("error"))
+    faces, marks, images = Face.__table__, ImageFinder.__table__, Image.__table__
+    ids = bindparam("ids", expanding=True)
+    return SimpleNamespace(
+        lock_images=(select(Image.id, Image.content_hash)
+                     .where(Image.id.in_(ids), Image.owner_id == bindparam("owner"))
+                     .order_by(Image.id).with_for_update()),
+        lock_holder=select(RunLock.holder).where(RunLock.owner_id == bindparam("owner")),
+        marks=select(marks.c.image_id, marks.c.finder, marks.c.status, marks.c.model_version, marks.c.error,
+                     marks.c.seconds, marks.c.processed_at).where(marks.c.image_id.in_(ids)),
+        faces=(select(Face.image_id, Face.id, Face.x, Face.y, Face.w, Face.h, Embedding.finder)
+               .outerjoin(Embedding, Embedding.face_id == Face.id)
+               .where(Face.image_id.in_(ids)).order_by(Face.image_id, Face.id)),
+        insert_faces=insert(faces),
+        insert_faces_returning=insert(faces).returning(faces.c.id, faces.c.uuid),
+        face_ids=select(faces.c.id, faces.c.uuid).where(faces.c.uuid.in_(bindparam("uuids", expanding=True))),
+        insert_embeddings=insert(Embedding.__table__),
+        update_marks=update(marks).where(marks.c.image_id == bindparam("b_image_id"),
+                                         marks.c.finder == bindparam("b_finder")),
+        insert_marks=insert(marks),
+        image_errors=update(images).where(images.c.id == bindparam("b_id")).values(error_code=bindparam("code"),
+                                                                                   error=bindparam("error")),
+    )
 
 
 @dataclass
@@ -721,8 +682,8 @@ def _write_results(store: Store, owner_id: int, results: Sequence[tuple[DetectRe
         ids = sorted({result.image_id for result, _ in results})
         # Lock the image rows so that two writers (a run that lost its lock, say) never both add faces.
         # (First statement: on MariaDB, plain reads after it see what the writer before us committed.)
-        hashes = dict(conn.execute(_sql.lock_images(), {"ids": ids, "owner": owner_id}).all())
-        if holder is not None and conn.scalar(_sql.lock_holder(), {"owner": owner_id}) != holder:
+        hashes = dict(conn.execute(_sql().lock_images, {"ids": ids, "owner": owner_id}).all())
+        if holder is not None and conn.scalar(_sql().lock_holder, {"owner": owner_id}) != holder:
             return [False] * len(results)  # the run that asked for this is over (or dead): the next run enqueues again
         marks = _stored_marks(conn, list(hashes))
         faces = _stored_faces(conn, list(hashes))
@@ -739,7 +700,7 @@ def _write_results(store: Store, owner_id: int, results: Sequence[tuple[DetectRe
         errors = [{"b_id": p.image_id, "code": p.media_error[0], "error": p.media_error[1]}
                   for p in written if p.media_error is not None]
         if errors:
-            conn.execute(_sql.image_errors(), errors)
+            conn.execute(_sql().image_errors, errors)
         changes.log_upserts(session, _log_entries(session, owner_id, written))
         # stored faces that got an embedding: their records (names, states...) are read back at commit
         changes.note_faces(session, [f.id for p in written for f in p.faces if f.stored and f.embeddings])
@@ -753,7 +714,7 @@ def _stored_marks(conn, image_ids: list[int]) -> dict[int, dict[str, _MarkDraft]
     out: dict[int, dict[str, _MarkDraft]] = {}
     if not image_ids:
         return out
-    for row in conn.execute(_sql.marks(), {"ids": image_ids}):
+    for row in conn.execute(_sql().marks, {"ids": image_ids}):
         out.setdefault(row[0], {})[row[1]] = _MarkDraft(*row)
     return out
 
@@ -764,7 +725,7 @@ def _stored_faces(conn, image_ids: list[int]) -> dict[int, list[_FaceDraft]]:  #
     if not image_ids:
         return out
     last: _FaceDraft | None = None
-    for image_id, face_id, x, y, w, h, finder in conn.execute(_sql.faces(), {"ids": image_ids}):
+    for image_id, face_id, x, y, w, h, finder in conn.execute(_sql().faces, {"ids": image_ids}):
         if last is None or last.id != face_id:
             last = _FaceDraft(x=x, y=y, w=w, h=h, id=face_id, stored=True)
             out.setdefault(image_id, []).append(last)
@@ -828,16 +789,16 @@ def _insert_faces(conn, owner_id: int, plans: list[_ImagePlan]) -> None:  # noqa
         rows = [{"uuid": f.uuid, "owner_id": owner_id, "image_id": p.image_id, "x": f.x, "y": f.y, "w": f.w,
                  "h": f.h, "score": f.score, "landmarks": f.landmarks} for p in plans for f in p.new_faces]
         if conn.dialect.insert_executemany_returning or len(rows) == 1:
-            ids = dict((uuid, id_) for id_, uuid in conn.execute(_sql.insert_faces_returning(), rows))
+            ids = dict((uuid, id_) for id_, uuid in conn.execute(_sql().insert_faces_returning, rows))
         else:
-            conn.execute(_sql.insert_faces(), rows)
-            ids = dict((uuid, id_) for id_, uuid in conn.execute(_sql.face_ids(), {"uuids": [f.uuid for f in new]}))
+            conn.execute(_sql().insert_faces, rows)
+            ids = dict((uuid, id_) for id_, uuid in conn.execute(_sql().face_ids, {"uuids": [f.uuid for f in new]}))
         for face in new:
             face.id = ids[face.uuid]
     rows = [{"face_id": f.id, "finder": e.finder, "model_version": e.model_version, "score": e.score,
              "vector": e.vector} for p in plans for f in p.faces for e in f.embeddings]
     if rows:
-        conn.execute(_sql.insert_embeddings(), rows)
+        conn.execute(_sql().insert_embeddings, rows)
 
 
 def _write_marks(conn, plans: list[_ImagePlan]) -> None:  # noqa: ANN001
@@ -847,10 +808,10 @@ def _write_marks(conn, plans: list[_ImagePlan]) -> None:  # noqa: ANN001
                         "seconds": m.seconds, "processed_at": m.processed_at}
     stored = [{"b_image_id": m.image_id, "b_finder": m.finder, **values(m)} for m in marks if m.stored]
     if stored:
-        conn.execute(_sql.update_marks(), stored)
+        conn.execute(_sql().update_marks, stored)
     new = [{"image_id": m.image_id, "finder": m.finder, **values(m)} for m in marks if not m.stored]
     if new:
-        conn.execute(_sql.insert_marks(), new)
+        conn.execute(_sql().insert_marks, new)
 
 
 def _log_entries(session: Session, owner_id: int, plans: list[_ImagePlan]) -> list[tuple[int, str, str, dict]]:
