@@ -4,7 +4,7 @@ the plain-page fast path answers exactly as the FastAPI route does."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import delete, text, update
+from sqlalchemy import delete, insert, text, update
 
 from faces.store.data_version import read_version, writes_gallery
 from faces.store.db import Store
@@ -37,6 +37,9 @@ def test_every_kind_of_write_changes_the_version_and_a_rollback_does_not(store):
         lambda s: s.execute(update(Name).values(name="Bea")),  # bulk ORM statement
         lambda s: s.connection().execute(update(Name.__table__).values(name="Cai")),  # Core on the connection
         lambda s: s.execute(text("DELETE FROM names WHERE name = 'Cai'")),  # text SQL
+        lambda s: s.execute(insert(Name), [{"owner_id": owner, "name": f"N{i}", "uuid": f"{i:032x}"}
+                                           for i in range(3)]),  # bulk insert of many rows
+        lambda s: s.connection().exec_driver_sql("DELETE FROM names"),  # plain DBAPI string, no parameters
     ]
     for step in steps:
         before = _version(store)
@@ -47,6 +50,12 @@ def test_every_kind_of_write_changes_the_version_and_a_rollback_does_not(store):
     with pytest.raises(RuntimeError), store.session() as s:
         s.execute(update(Name).values(name="never"))
         raise RuntimeError("rolled back")
+    with store.session() as s:  # a savepoint that commits: counted once, when the transaction commits
+        with s.begin_nested():
+            s.add(Name(owner_id=owner, name="Dee"))
+        assert _version(store) == before
+    assert _version(store) == before + 1
+    before = _version(store)
     with store.session() as s:  # reads, and writes to other tables, leave it alone
         s.execute(text("SELECT count(*) FROM faces")).scalar()
         s.execute(text("UPDATE users SET display_name = 'x'"))
@@ -88,8 +97,8 @@ def test_a_kept_page_is_never_stale_whoever_writes(web, settings):
         with other.session() as s:
             s.execute(update(Name).where(Name.owner_id == owner).values(name="Benedict"))
         assert _frames(_page(client)[0])[face]["name"]["name"] == "Benedict"
-        with other.engine.begin() as connection:  # plain Core, as the guess refresh writes
-            connection.execute(update(Face.__table__).where(Face.__table__.c.id == face).values(x=7))
+        with other.session() as s:  # plain Core on the session's connection, as the guess refresh writes
+            s.connection().execute(update(Face.__table__).where(Face.__table__.c.id == face).values(x=7))
         assert _frames(_page(client)[0])[face]["box"][0] == 7
         newer = web.image(owner)
         assert [item["id"] for item in _page(client)[0]["items"]] == [newer, image]
