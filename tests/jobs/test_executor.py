@@ -37,3 +37,19 @@ def test_worker_dying_while_starting_stops_the_run_instead_of_failing_every_task
     with pytest.raises(WorkerStartError, match="while starting"):
         with WorkerPool(2, "tests.jobs.workfuncs:work", "tests.jobs.workfuncs:init_dies", ("x",)) as pool:
             list(pool.run([(0, "a"), (1, "b"), (2, "c")]))
+
+
+def test_a_pool_started_small_grows_when_there_is_more_work():
+    with WorkerPool(2, "tests.jobs.workfuncs:work", "tests.jobs.workfuncs:init", ("x",)).start(1) as pool:
+        assert len(pool.workers) == 1  # one file given: one worker loads its models
+        outcomes = {o.key: o for o in pool.run([(0, "a")])}
+        assert len(pool.workers) == 1 and outcomes[0].result[2] == "aa"
+        outcomes = {o.key: o for o in pool.run([(i, "b") for i in range(6)])}  # work left from before
+        assert len(pool.workers) == 2 and all(o.ok for o in outcomes.values())
+
+
+def test_outcomes_that_finish_together_come_together():
+    with WorkerPool(2, "tests.jobs.workfuncs:work", "tests.jobs.workfuncs:init", ("x",)) as pool:
+        batches = list(pool.run_batches([(i, "c") for i in range(5)]))
+    assert sorted(o.key for batch in batches for o in batch) == list(range(5))
+    assert all(batch for batch in batches)

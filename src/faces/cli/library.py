@@ -70,8 +70,9 @@ def scan(
         context.fail(f"no such file or folder: {', '.join(missing)}")
     with ExitStack() as stack:
         if names and settings.executor != "celery":
-            # the workers load their models while the files are added
-            pool = stack.enter_context(start_workers(settings, names))
+            # the workers load their models while the files are added; a few files need no more workers
+            files_only = all(p.expanduser().is_file() for p in paths)
+            pool = stack.enter_context(start_workers(settings, names, at_most=len(paths) if files_only else None))
         else:
             pool = None
         _scan(store, settings, owner_id, names, paths, as_json, pool)

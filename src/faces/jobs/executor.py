@@ -152,9 +152,10 @@ class WorkerPool:
         self.workers.append(worker)
         return worker
 
-    def start(self) -> WorkerPool:
-        """Start every worker now (they load their models while the caller does something else)."""
-        while len(self.workers) < self.size:
+    def start(self, count: int | None = None) -> WorkerPool:
+        """Start the workers now (they load their models while the caller does something else): all of them,
+        or at most ``count`` (:meth:`run` starts the others when it has work for them)."""
+        while len(self.workers) < min(self.size, self.size if count is None else max(1, count)):
             self._spawn()
         return self
 

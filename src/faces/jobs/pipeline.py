@@ -413,10 +413,14 @@ def _worker_pool(settings: Settings, names: Sequence[str], count: int) -> Worker
                       (settings, list(names)), task_timeout=TASK_TIMEOUT_SECONDS, preload=WORKER_PRELOAD)
 
 
-def start_workers(settings: Settings, names: Sequence[str], workers: int | None = None) -> WorkerPool:
+def start_workers(settings: Settings, names: Sequence[str], workers: int | None = None, *,
+                  at_most: int | None = None) -> WorkerPool:
     """Detection worker processes for finders ``names``, started now: they import their libraries and load the
-    models while the caller goes on (e.g. adds the files). Pass it to :func:`run_detection`; close it after."""
-    return _worker_pool(settings, names, workers or settings.worker_count).start()
+    models while the caller goes on (e.g. adds the files). Pass it to :func:`run_detection`; close it after.
+
+    ``at_most``: start no more than this many now (e.g. the number of files given); the pool still grows to
+    ``workers`` when there is more to do."""
+    return _worker_pool(settings, names, workers or settings.worker_count).start(at_most)
 
 
 def run_detection(store: Store, settings: Settings, owner_id: int,
