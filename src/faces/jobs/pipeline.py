@@ -646,6 +646,7 @@ class _ImagePlan:
     content_hash: str
     marks: list[_MarkDraft] = field(default_factory=list)
     faces: list[_FaceDraft] = field(default_factory=list)  # stored and new, in matching order
+    embeddings: list[tuple[_FaceDraft, _EmbeddingDraft]] = field(default_factory=list)  # new, in finder order
     media_error: tuple[str, str | None] | None = None
     errors: list[DetectionError] = field(default_factory=list)
 
@@ -653,9 +654,6 @@ class _ImagePlan:
     def new_faces(self) -> list[_FaceDraft]:
         return [f for f in self.faces if not f.stored]
 
-    @property
-    def new_embeddings(self) -> int:
-        return sum(len(f.embeddings) for f in self.faces)
 
 
 def _write_result(store: Store, owner_id: int, result: DetectResult, order: Sequence[str], path: str,
@@ -706,8 +704,6 @@ def _write_results(store: Store, owner_id: int, results: Sequence[tuple[DetectRe
         if errors:
             conn.execute(_sql().image_errors, errors)
         changes.log_upserts(session, _log_entries(session, owner_id, written))
-        # stored faces that got an embedding: their records (names, states...) are read back at commit
-        changes.note_faces(session, [f.id for p in written for f in p.faces if f.stored and f.embeddings])
     for plan in written:
         _account_plan(plan, summary)
     return [p is not None for p in plans]
@@ -776,8 +772,10 @@ def _plan(result: DetectResult, path: str, content_hash: str, marks: dict[str, _
                 face = _FaceDraft(x=x, y=y, w=w, h=h, score=found.score, landmarks=found.landmarks, uuid=new_uuid())
                 plan.faces.append(face)
             face.finders.add(name)
-            face.embeddings.append(_EmbeddingDraft(finder=name, model_version=outcome.model_version,
-                                                   score=found.score, vector=found.vector))
+            embedding = _EmbeddingDraft(finder=name, model_version=outcome.model_version, score=found.score,
+                                        vector=found.vector)
+            face.embeddings.append(embedding)
+            plan.embeddings.append((face, embedding))
     if result.media_code is not None:
         for mark in marks.values():  # the finders' marks set above are no longer pending
             if mark.status == FinderStatus.PENDING:
@@ -800,7 +798,7 @@ def _insert_faces(conn, owner_id: int, plans: list[_ImagePlan]) -> None:  # noqa
         for face in new:
             face.id = ids[face.uuid]
     rows = [{"face_id": f.id, "finder": e.finder, "model_version": e.model_version, "score": e.score,
-             "vector": e.vector} for p in plans for f in p.faces for e in f.embeddings]
+             "vector": e.vector} for p in plans for f, e in p.embeddings]
     if rows:
         conn.execute(_sql().insert_embeddings, rows)
 
@@ -819,13 +817,25 @@ def _write_marks(conn, plans: list[_ImagePlan]) -> None:  # noqa: ANN001
 
 
 def _log_entries(session: Session, owner_id: int, plans: list[_ImagePlan]) -> list[tuple[int, str, str, dict]]:
-    """The change-log upserts of the plans' new faces and marks, image by image (faces by id, then marks)."""
+    """The change-log upserts of the plans' faces and marks, image by image (faces by id, then marks).
+
+    A new face's record is made from the values in hand; a stored face that got an embedding is read back
+    (with its name, state and rejected names), after the embeddings were inserted.
+    """
     from faces.portability import records
 
+    stored_ids = sorted({f.id for p in plans for f in p.faces if f.stored and f.embeddings})
+    stored = {face.id: face for face, _ in records.load_faces(session, stored_ids)} if stored_ids else {}
+    rejected = records.rejected_names(session, stored_ids) if stored_ids else {}
     entries = []
     for plan in plans:
-        for face in sorted(plan.new_faces, key=lambda f: f.id):
-            entries.append((owner_id, "face", face.uuid, records.face_record(session, face, plan.content_hash, [])))
+        for face in sorted((f for f in plan.faces if f.embeddings), key=lambda f: f.id):
+            if face.stored:
+                face = stored[face.id]
+                data = records.face_record(session, face, plan.content_hash, rejected.get(face.id, []))
+            else:
+                data = records.face_record(session, face, plan.content_hash, [])
+            entries.append((owner_id, "face", face.uuid, data))
         for mark in sorted(plan.marks, key=lambda m: m.finder):
             data = records.mark_record(mark, plan.content_hash)
             if data is not None:
@@ -837,10 +847,10 @@ def _account_plan(plan: _ImagePlan, summary: RunSummary) -> None:
     """Add one written image to ``summary``."""
     summary.images += 1
     summary.faces += len(plan.new_faces)
-    summary.embeddings += plan.new_embeddings
+    summary.embeddings += len(plan.embeddings)
     summary.new_face_ids.extend(f.id for f in plan.new_faces)
     summary.error_details.extend(plan.errors)
-    if plan.new_embeddings:
+    if plan.embeddings:
         summary.face_image_ids.add(plan.image_id)
     if plan.errors:
         summary.errors += 1

@@ -19,7 +19,7 @@ local row ends exactly as the peer sent it, so they are not sent back to it; loc
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from functools import cache
 
 from sqlalchemy import Insert, event, func, insert, select
@@ -86,13 +86,6 @@ def log_upserts(session: Session, entries: Sequence[tuple[int, str, str, dict]])
 @cache
 def _insert_entries() -> Insert:
     return insert(ChangeLogEntry.__table__)
-
-
-def note_faces(session: Session, face_ids: Iterable[int]) -> None:
-    """Log these faces at commit, with their rows as they are then (for changes made with Core statements)."""
-    face_ids = set(face_ids)
-    if face_ids:
-        _pending(session).faces.update(face_ids)
 
 
 def _state_value(value) -> str | None:  # noqa: ANN001
