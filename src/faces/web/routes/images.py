@@ -91,7 +91,7 @@ def page_response(request: Request, page: Page) -> Response:
     ``no-cache``: the browser may keep the page but asks every time whether it is still current."""
     headers = {"ETag": page.etag, "Cache-Control": "private, no-cache"}
     known = request.headers.get("if-none-match")
-    if known and page.etag in (tag.strip().removeprefix("W/") for tag in known.split(",")):
+    if known and (known.strip() == "*" or page.etag in (tag.strip().removeprefix("W/") for tag in known.split(","))):
         return Response(status_code=304, headers=headers)
     return Response(page.body, media_type="application/json", headers=headers)
 
