@@ -3,6 +3,7 @@
 Usage (from the project root, in the venv):
 
     python benchmarks/web.py                                # 100k faces in 50k photos, 20 clients, SQLite
+    python benchmarks/web.py --same-pages                   # every client pages from the newest photo on
     python benchmarks/web.py --faces 20000 --clients 5 --pages 20
     python benchmarks/web.py --workers 2                    # faces serve --workers 2
     python benchmarks/web.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/bench   # an empty database
@@ -10,19 +11,23 @@ Usage (from the project root, in the venv):
 
 The library is synthetic rows (photos, two faces each: named, guessed, unknown and unnamed ones; 300 names),
 written straight into a fresh database; then a real ``faces serve`` starts on a free port. Each client logs in,
-then pages the gallery from the newest photo on (``GET /api/images?limit=60``, following ``next_cursor``), with
-every page carrying its frames and names. The same clients also call the cheapest logged-in endpoint
-(``GET /api/session``) as a baseline of what the server and this machine do at all: gallery, then baseline,
-``--rounds`` times, so that a change in the machine's load hits both. The report gives p50, p95 and p99 latency,
-requests per second, and the CPU time per request of the server (all its processes) and of the clients, for
-both endpoints side by side, and their ratios. Target: gallery p95 < 100 ms.
+then pages the gallery (``GET /api/images?limit=60``, following ``next_cursor``), with every page carrying its
+frames and names. The first client starts at the newest photo, the others evenly spread over the library, so that
+they ask for different pages, as different users would (the server keeps the pages it answered until the library
+changes, see ``faces.web.page_cache``; the report says how many pages had been asked for before). With
+``--same-pages`` every client starts at the newest photo: 19 of 20 pages were asked for by another client before.
+The same clients also call the cheapest logged-in endpoint (``GET /api/session``) as a baseline of what the server
+and this machine do at all: gallery, then baseline, ``--rounds`` times, so that a change in the machine's load
+hits both. The report gives p50, p95 and p99 latency, requests per second, and the CPU time per request of the
+server (all its processes) and of the clients, for both endpoints side by side, and their ratios. Target: gallery
+p95 < 100 ms.
 
 The clients run in this process (asyncio, one keep-alive connection each, see :class:`Client`) on the same cores
 as the server. The machine is shared and noisy: compare the rows of one run rather than runs of different
 moments. Even the CPU time per request moves with the load (a busy machine runs every instruction slower), so
-``--instructions N`` measures the work itself: one client, N requests of each endpoint, the server under
-``valgrind --tool=callgrind``, which counts the instructions of all its threads: nearly the same count whatever
-else the machine does.
+``--instructions N`` measures the work itself: one client, N new gallery pages, the same N pages again (kept by
+the server), and N ``GET /api/session``, the server under ``valgrind --tool=callgrind``, which counts the
+instructions of all its threads: nearly the same count whatever else the machine does.
 """
 
 from __future__ import annotations
