@@ -155,7 +155,8 @@ class WorkerPool:
     def start(self, count: int | None = None) -> WorkerPool:
         """Start the workers now (they load their models while the caller does something else): all of them,
         or at most ``count`` (:meth:`run` starts the others when it has work for them)."""
-        while len(self.workers) < min(self.size, self.size if count is None else max(1, count)):
+        wanted = self.size if count is None else min(self.size, max(1, count))
+        while len(self.workers) < wanted:
             self._spawn()
         return self
 

@@ -7,6 +7,8 @@ How: ``after_flush`` notes which rows changed (ORM objects), ``do_orm_execute`` 
 ``update()`` / ``delete()`` statements touch (selected with the same WHERE before they run), and
 ``before_commit`` writes one entry per touched row with the row's state at commit time (``upsert``) or a
 tombstone (``delete``). Guess and group updates change no synced field and write nothing.
+Code that writes rows with Core statements, which these events do not see (a detection run's new faces and
+finder marks), adds their entries itself with :func:`log_upserts`, from the values in hand.
 A bulk delete of an owner's change log (``faces.sharing.deletion.delete_library_faces``: "delete all my data")
 becomes one ``library`` deletion entry instead of a tombstone per face and name, and its sequence number stays
 above every number used before, so that a clone's cursor never skips it.
