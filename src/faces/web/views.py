@@ -154,7 +154,7 @@ def image_dicts(db: Session, image_ids: list[int], *, show_names: bool = True, r
         rows = db.connection().execute(_IMAGES_BY_ID, {"ids": list(image_ids)}).all()
     by_id = {r[0]: r for r in rows}
     frames = face_dicts(db, image_ids, show_names=show_names)
-    failed = [r[0] for r in rows if r.finders is not None and r.finders & 1]
+    failed = [r[0] for r in rows if (r[-1] or 0) & 1]  # by position: a Row's attributes are slower
     finder_errors: dict[int, list[str]] = {}
     if failed:
         for image_id, finder, error in db.connection().execute(_FINDER_ERRORS, {"ids": failed}):
@@ -328,7 +328,7 @@ def gallery_page(db: Session, observer_id: int | None, owner_id: int, *, limit: 
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = encode_cursor(rows[-1].sort_at, rows[-1].id) if more and rows else None
-    return {"items": image_dicts(db, [r.id for r in rows], show_names=show_names, rows=rows),
+    return {"items": image_dicts(db, [r[0] for r in rows], show_names=show_names, rows=rows),
             "next_cursor": next_cursor}
 
 
