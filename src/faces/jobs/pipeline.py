@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 ADD_BATCH = 100  # probed files added per transaction
 TASK_TIMEOUT_SECONDS = 900.0  # one image taking longer than this (all finders together) is an error
 # What the fork server imports once for every detection worker (dlib's import fails quietly where it is missing).
-WORKER_PRELOAD = ("numpy", "PIL.Image", "cv2", "dlib", "faces.media", "faces.finders.dlib_finder",
+WORKER_PRELOAD = ("numpy", "PIL.Image", "cv2", "onnxruntime", "dlib", "faces.media", "faces.finders.dlib_finder",
                   "faces.finders.opencv_finder", "faces.jobs.detect")
 
 
