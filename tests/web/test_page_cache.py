@@ -156,7 +156,8 @@ def test_which_query_strings_are_plain():
 
 @pytest.mark.one_backend
 def test_the_cache_keeps_pages_per_version_and_drops_the_oldest():
-    cache = PageCache(max_bytes=400)
+    entry = len(repr("a")) + PageCache.ENTRY_BYTES
+    cache = PageCache(max_bytes=4 * (90 + entry))
     cache.put("a", page_of(b"a" * 90, 1))
     assert cache.get("a", 1).body == b"a" * 90
     assert cache.get("a", 2) is None and cache.get("a", None) is None
@@ -164,5 +165,10 @@ def test_the_cache_keeps_pages_per_version_and_drops_the_oldest():
     assert cache.get("b", None) is None and len(cache) == 1
     for key in "cdef":
         cache.put(key, page_of(key.encode() * 90, 1))
-    assert cache.get("a", 1) is None and cache.get("f", 1) is not None  # 400 bytes hold four pages
+    assert cache.get("a", 1) is None and cache.get("f", 1) is not None and len(cache) == 4  # four fit
+    short, long = PageCache(max_bytes=4000), PageCache(max_bytes=4000)
+    for i in range(20):  # a long key (a query with many name ids) takes room too
+        short.put(i, page_of(b"x", 1))
+        long.put((i, "n" * 500), page_of(b"x", 1))
+    assert 0 < len(long) < len(short) / 2
     assert page_of(b"x", 1).etag == page_of(b"x", 2).etag != page_of(b"y", 1).etag

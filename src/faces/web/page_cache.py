@@ -33,11 +33,15 @@ def page_of(body: bytes, version: int | None) -> Page:
 
 
 class PageCache:
-    """Least recently used pages up to ``max_bytes`` of bodies; safe to use from several threads."""
+    """Least recently used pages up to ``max_bytes`` (bodies, keys and bookkeeping); safe to use from several
+    threads. Keys count too: a key may hold a long query (many name ids), and a small page must not keep one for
+    free."""
+
+    ENTRY_BYTES = 300  # the dict entry, the Page and its ETag, roughly
 
     def __init__(self, max_bytes: int = 32 * 1024 * 1024):
         self.max_bytes = max_bytes
-        self._pages: OrderedDict[Hashable, Page] = OrderedDict()
+        self._pages: OrderedDict[Hashable, tuple[Page, int]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
 
@@ -46,25 +50,26 @@ class PageCache:
         if version is None:
             return None
         with self._lock:
-            page = self._pages.get(key)
-            if page is None or page.version != version:
+            found = self._pages.get(key)
+            if found is None or found[0].version != version:
                 return None
             self._pages.move_to_end(key)
-            return page
+            return found[0]
 
     def put(self, key: Hashable, page: Page) -> Page:
         """Keep ``page`` under ``key`` (a page without a version is not kept); returns it."""
-        if page.version is None or len(page.body) > self.max_bytes // 4:
+        size = len(page.body) + len(repr(key)) + self.ENTRY_BYTES
+        if page.version is None or size > self.max_bytes // 4:
             return page
         with self._lock:
             old = self._pages.pop(key, None)
             if old is not None:
-                self._bytes -= len(old.body)
-            self._pages[key] = page
-            self._bytes += len(page.body)
+                self._bytes -= old[1]
+            self._pages[key] = (page, size)
+            self._bytes += size
             while self._bytes > self.max_bytes:
-                _, dropped = self._pages.popitem(last=False)
-                self._bytes -= len(dropped.body)
+                _, (_, dropped) = self._pages.popitem(last=False)
+                self._bytes -= dropped
         return page
 
     def __len__(self) -> int:
