@@ -22,8 +22,8 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import cache
 from datetime import datetime, timezone
+from functools import cache
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -228,22 +228,19 @@ def _insert_images(conn, owner_id: int, entries: list[tuple], names: Sequence[st
             new.append(entry)
     if not new:
         return [], duplicates, later
-    table = Image.__table__
     rows = [_image_row(owner_id, entry, visibility) for entry in new]
-    if conn.dialect.insert_executemany_returning or len(rows) == 1:
-        ids = dict((h, image_id) for image_id, h in conn.execute(
-            insert(table).returning(table.c.id, table.c.content_hash), rows))
-    else:
-        conn.execute(insert(table), rows)
-        ids = dict((h, image_id) for image_id, h in conn.execute(
-            select(table.c.id, table.c.content_hash).where(table.c.owner_id == owner_id,
-                                                           table.c.content_hash.in_([e[3] for e in new]))))
+    ids = _insert_ids(conn, _sql().images, rows, {"owner": owner_id})
     added = [(ids[entry[3]], entry) for entry in new]
     marks = [{"image_id": image_id, "finder": name, "status": FinderStatus.PENDING}
              for image_id, (_, info, _, _) in added if info is not None for name in names]
     if marks:
         conn.execute(insert(ImageFinder.__table__), marks)  # pending marks have no change-log record
     return added, duplicates, later
+
+
+# what a file's probe says about it: rewritten when a file that failed before reads now
+_IMAGE_FACTS = ("content_hash", "bytes", "width", "height", "orientation", "format", "taken_at", "error_code",
+                "error", "sort_at")
 
 
 def _image_row(owner_id: int, entry: tuple, visibility: Visibility) -> dict:
@@ -269,7 +266,6 @@ def _image_row(owner_id: int, entry: tuple, visibility: Visibility) -> dict:
 def _add_one(store: Store, owner_id: int, path: Path, info, error, names: Sequence[str], result: AddResult,
              visibility: Visibility) -> None:
     content_hash = info.content_hash if info is not None else _fallback_hash(path)
-    now = datetime.now(timezone.utc)
     try:
         with store.session() as session:
             existing = session.scalar(select(Image).where(Image.owner_id == owner_id,
@@ -284,22 +280,13 @@ def _add_one(store: Store, owner_id: int, path: Path, info, error, names: Sequen
                 # a file that failed before (e.g. no permission) and reads now: fix its row in place
                 image = session.scalar(select(Image).where(Image.owner_id == owner_id, Image.path == str(path),
                                                            Image.error_code.is_not(None)))
+            row = _image_row(owner_id, (path, info, error, content_hash), visibility)
             if image is None:
-                image = Image(owner_id=owner_id, path=str(path), added_at=now,
-                              visibility=visibility)
+                image = Image(**row)
                 session.add(image)
-            image.content_hash = content_hash
-            if info is not None:
-                image.bytes, image.width, image.height = info.bytes, info.width, info.height
-                image.orientation, image.format, image.taken_at = info.orientation, info.format, info.taken_at
-                image.error_code = image.error = None
             else:
-                try:
-                    image.bytes = path.stat().st_size
-                except OSError:
-                    image.bytes = 0
-                image.error_code, image.error = error.code, error.message
-            image.sort_at = image.taken_at or now.replace(tzinfo=None)
+                for key in _IMAGE_FACTS:
+                    setattr(image, key, row[key])
             session.flush()
             if info is not None:
                 rows = session.scalars(select(ImageFinder).where(ImageFinder.image_id == image.id)).all()
@@ -576,9 +563,8 @@ def _sql() -> SimpleNamespace:
         faces=(select(Face.image_id, Face.id, Face.x, Face.y, Face.w, Face.h, Embedding.finder)
                .outerjoin(Embedding, Embedding.face_id == Face.id)
                .where(Face.image_id.in_(ids)).order_by(Face.image_id, Face.id)),
-        insert_faces=insert(faces),
-        insert_faces_returning=insert(faces).returning(faces.c.id, faces.c.uuid),
-        face_ids=select(faces.c.id, faces.c.uuid).where(faces.c.uuid.in_(bindparam("uuids", expanding=True))),
+        faces_by_uuid=_Inserts.of(faces, "uuid"),
+        images=_Inserts.of(images, "content_hash", images.c.owner_id == bindparam("owner")),
         insert_embeddings=insert(Embedding.__table__),
         update_marks=update(marks).where(marks.c.image_id == bindparam("b_image_id"),
                                          marks.c.finder == bindparam("b_finder")),
@@ -586,6 +572,30 @@ def _sql() -> SimpleNamespace:
         image_errors=update(images).where(images.c.id == bindparam("b_id")).values(error_code=bindparam("code"),
                                                                                    error=bindparam("error")),
     )
+
+
+@dataclass(frozen=True)
+class _Inserts:
+    """Multi-row inserts into ``table`` that give back the new rows' ids by ``key`` (a unique column)."""
+
+    key: str
+    plain: object
+    returning: object  # for databases that return rows from a multi-row insert
+    ids: object  # the ids of the keys ``:keys`` (and ``where``), for those that cannot
+
+    @staticmethod
+    def of(table, key: str, *where) -> _Inserts:  # noqa: ANN001
+        column = table.c[key]
+        return _Inserts(key, insert(table), insert(table).returning(table.c.id, column),
+                        select(table.c.id, column).where(column.in_(bindparam("keys", expanding=True)), *where))
+
+
+def _insert_ids(conn, inserts: _Inserts, rows: list[dict], params: dict | None = None) -> dict:  # noqa: ANN001
+    """Insert ``rows``; returns key -> new id (``params``: the other parameters of ``inserts.ids``)."""
+    if conn.dialect.insert_executemany_returning or len(rows) == 1:
+        return {k: id_ for id_, k in conn.execute(inserts.returning, rows)}
+    conn.execute(inserts.plain, rows)
+    return {k: id_ for id_, k in conn.execute(inserts.ids, {"keys": [r[inserts.key] for r in rows], **(params or {})})}
 
 
 @dataclass
@@ -653,7 +663,6 @@ class _ImagePlan:
     @property
     def new_faces(self) -> list[_FaceDraft]:
         return [f for f in self.faces if not f.stored]
-
 
 
 def _write_result(store: Store, owner_id: int, result: DetectResult, order: Sequence[str], path: str,
@@ -790,11 +799,7 @@ def _insert_faces(conn, owner_id: int, plans: list[_ImagePlan]) -> None:  # noqa
     if new:
         rows = [{"uuid": f.uuid, "owner_id": owner_id, "image_id": p.image_id, "x": f.x, "y": f.y, "w": f.w,
                  "h": f.h, "score": f.score, "landmarks": f.landmarks} for p in plans for f in p.new_faces]
-        if conn.dialect.insert_executemany_returning or len(rows) == 1:
-            ids = dict((uuid, id_) for id_, uuid in conn.execute(_sql().insert_faces_returning, rows))
-        else:
-            conn.execute(_sql().insert_faces, rows)
-            ids = dict((uuid, id_) for id_, uuid in conn.execute(_sql().face_ids, {"uuids": [f.uuid for f in new]}))
+        ids = _insert_ids(conn, _sql().faces_by_uuid, rows)
         for face in new:
             face.id = ids[face.uuid]
     rows = [{"face_id": f.id, "finder": e.finder, "model_version": e.model_version, "score": e.score,
