@@ -115,8 +115,8 @@ def _read_tensor(message: bytes) -> tuple[str, np.ndarray]:
         elif number == 8:
             name = bytes(value).decode()
         elif number == 9:
-            raw = bytes(value)
-    if kind not in DTYPES or raw is None:
+            raw = value
+    if kind not in DTYPES or raw is None:  # (float_data and the like: not in these files)
         raise ValueError(f"tensor {name!r}: only raw data of types {sorted(DTYPES)} are read, not type {kind}")
     array = np.frombuffer(raw, dtype=np.dtype(DTYPES[kind]).newbyteorder("<")).astype(DTYPES[kind])
     return name, array.reshape(dims)
@@ -156,7 +156,8 @@ def float_weights(model: bytes, expand_prelu: bool = False) -> bytes:
     Every ``DequantizeLinear`` of constant tensors, and every ``Reshape`` of such a result by a constant shape,
     is computed here and replaced by a float32 initializer; initializers left unused are dropped, and so are
     graph inputs that no node reads (the SFace file lists its weights as inputs). The shapes of the graph's
-    inputs and outputs are left open. Raises ValueError on a file that is not such a model.
+    inputs and outputs are left open. With ``expand_prelu`` each ``PRelu`` is written as four plain operators
+    (:func:`_expanded_prelu`). Raises ValueError on a file that is not such a model.
     """
     model_fields = fields(model)
     graphs = [v for n, w, v, _ in model_fields if n == 7 and w == 2]
