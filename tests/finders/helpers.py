@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from collections import defaultdict
 from pathlib import Path
 
 from faces.jobs.matching import iou  # noqa: F401 - re-exported for the detection tests
@@ -43,3 +44,17 @@ def _first(row: dict, *names: str) -> str:
         if name in row:
             return name
     raise KeyError(f"none of {names} in {list(row)}")
+
+
+def identity_sample(data_root: Path, per_person: int = 3, people_per_folder: int = 4) -> dict[str, list[str]]:
+    """A few photos (``per_person``) of a few people from each source folder of identities.csv: name -> paths."""
+    by_folder: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    with (data_root / "identities.csv").open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            by_folder[row["source_folder"]][row["identity"]].append(row["path_from_data_root"])
+    sample = {}
+    for people in by_folder.values():
+        chosen = [name for name in sorted(people) if len(people[name]) >= 2][:people_per_folder]
+        for name in chosen:
+            sample[name] = sorted(people[name])[:per_person]
+    return sample

@@ -5,9 +5,7 @@ Model runs are cached per session (``faces_in``): each photo is looked at once h
 
 from __future__ import annotations
 
-import csv
 import shutil
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +19,7 @@ from faces.finders.dlib_finder import MMOD, PINNED, RESNET, SHAPE_PREDICTOR, Dli
 from faces.finders.files import file_sha256, package_version
 from faces.finders.registry import create_finder, self_check
 from faces.media import load_image
-from tests.finders.helpers import iou, labelled_boxes, matched_labels
+from tests.finders.helpers import identity_sample, iou, labelled_boxes, matched_labels
 
 dlib = pytest.importorskip("dlib")
 
@@ -328,20 +326,6 @@ def test_turned_photos(finder, faces_in, data_root, tmp_path, folder, upright, t
 
 # -- embeddings -------------------------------------------------------------------------------------------------
 
-def _identity_sample(data_root: Path, per_person: int = 3, people_per_folder: int = 2) -> dict[str, list[str]]:
-    """A few photos of a few people from each source folder of identities.csv."""
-    by_folder: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
-    with (data_root / "identities.csv").open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            by_folder[row["source_folder"]][row["identity"]].append(row["path_from_data_root"])
-    sample = {}
-    for people in by_folder.values():
-        chosen = [name for name in sorted(people) if len(people[name]) >= 2][:people_per_folder]
-        for name in chosen:
-            sample[name] = sorted(people[name])[:per_person]
-    return sample
-
-
 def test_same_person_closer_than_different_people(faces_in, finder, data_root):
     """Same-person pairs are closer than different-person pairs, on both sides of the 0.6 tolerance.
 
@@ -349,7 +333,7 @@ def test_same_person_closer_than_different_people(faces_in, finder, data_root):
     about 0.53, different people at least about 0.60. The assertions leave a little room: at least 95% of the same-person
     pairs within the tolerance, at most 1% of the different-person pairs.
     """
-    sample = _identity_sample(data_root)
+    sample = identity_sample(data_root, people_per_folder=2)
     assert len(sample) >= 12
     vectors, names = [], []
     for name, photos in sample.items():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from faces.finders import sface_int8
 from faces.finders.onnx_proto import dequantize, fields, float_weights
 from faces.finders.opencv_finder import (
     CROP,
@@ -82,22 +83,36 @@ def test_the_finder_uses_onnxruntime_when_installed():
     assert detector_engine() == "onnxruntime"
 
 
-def test_sface_embeds_as_opencv_does(model, data_root):
-    """SFace in onnxruntime (weights dequantized, PRelu expanded) gives OpenCV's embeddings of real faces."""
-    ours = _embedder(np.frombuffer((default_model_dir() / EMBEDDER_FILE).read_bytes(), np.uint8), "onnxruntime")
+def _sface_pairs(model: bytes, data_root, ours):
+    """(ours, OpenCV's) embeddings of the faces of 3 photos: ``ours`` maps an aligned blob to an embedding."""
     net = cv2.dnn.readNetFromONNX(np.frombuffer((default_model_dir() / EMBEDDER_FILE).read_bytes(), np.uint8))
-    compared = 0
+    pairs = []
     for photo in PHOTOS[:3]:
         bgr = _bgr(load_image(data_root / photo, 1280).pixels)
         for row in _rows(YuNetRuntime(model, 0.8, 0.3, 5000), bgr):
             blob = cv2.dnn.blobFromImage(align_face(bgr, row[4:14]), 1.0, (CROP, CROP), (0, 0, 0), True, False)
             net.setInput(blob, "data")
-            theirs = net.forward().reshape(-1)
-            mine = np.asarray(ours(blob)).reshape(-1)
-            assert np.linalg.norm(theirs) > 5
-            np.testing.assert_allclose(mine, theirs, atol=1e-3 * np.abs(theirs).max())
-            compared += 1
-    assert compared >= 15
+            pairs.append((np.asarray(ours(blob)).reshape(-1), net.forward().reshape(-1)))
+    assert len(pairs) >= 15
+    return pairs
+
+
+def test_sface_rewritten_in_float_embeds_as_opencv_does(model, data_root):
+    """SFace with batch normalization folded and PRelu as Max (sface_int8.build without ranges) gives OpenCV's
+    embeddings of real faces: the rewrite itself changes nothing."""
+    session = onnxruntime.InferenceSession(sface_int8.build((default_model_dir() / EMBEDDER_FILE).read_bytes(), None))
+    for mine, theirs in _sface_pairs(model, data_root, lambda blob: session.run(None, {"data": blob})[0]):
+        assert np.linalg.norm(theirs) > 5
+        np.testing.assert_allclose(mine, theirs, atol=2e-3 * np.abs(theirs).max())
+
+
+def test_the_finders_8_bit_sface_stays_close_to_opencvs(model, data_root):
+    """The embedder the finder uses (8-bit activations) points each face the same way as OpenCV's float32."""
+    ours = _embedder(np.frombuffer((default_model_dir() / EMBEDDER_FILE).read_bytes(), np.uint8), "onnxruntime")
+    cosines = [float(np.dot(a, b) / np.linalg.norm(a) / np.linalg.norm(b)) for a, b in _sface_pairs(model, data_root,
+                                                                                                    ours)]
+    assert min(cosines) > 0.97
+    assert np.mean(cosines) > 0.985
 
 
 def test_blockwise_dequantize_follows_onnx():
@@ -126,7 +141,7 @@ def test_not_a_model_is_refused():
 
 def test_without_onnxruntime_the_finder_runs_in_opencv_with_the_same_results(tmp_path, monkeypatch, data_root):
     """Where onnxruntime cannot be imported, the opencv finder runs both networks in OpenCV: the same faces, the
-    same embeddings, and the self check names the engine."""
+    same embeddings up to onnxruntime's 8-bit SFace, and the self check names the engine."""
     import faces.finders.opencv_finder as opencv_finder
     from faces.config import load_settings
     from faces.finders.registry import create_finder
@@ -146,4 +161,4 @@ def test_without_onnxruntime_the_finder_runs_in_opencv_with_the_same_results(tmp
     for a, b in zip(sorted(ours, key=lambda f: f.box), sorted(theirs, key=lambda f: f.box)):
         assert np.allclose(a.box, b.box, atol=1)
         cosine = float(np.dot(a.embedding, b.embedding) / np.linalg.norm(a.embedding) / np.linalg.norm(b.embedding))
-        assert cosine > 0.9999
+        assert cosine > 0.97

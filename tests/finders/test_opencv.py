@@ -5,9 +5,7 @@ Model runs are cached per session (``faces_in``): each photo is looked at once h
 
 from __future__ import annotations
 
-import csv
 import shutil
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +25,7 @@ from faces.finders.opencv_finder import (
 from faces.finders.registry import create_finder, self_check
 from faces.media import load_image
 from faces.media.types import LoadedImage
-from tests.finders.helpers import iou, labelled_boxes, matched_labels
+from tests.finders.helpers import identity_sample, iou, labelled_boxes, matched_labels
 
 cv2 = pytest.importorskip("cv2")
 
@@ -285,22 +283,8 @@ def test_alignment_is_opencvs(finder, data_root):
 
 # -- embeddings -------------------------------------------------------------------------------------------------
 
-def _identity_sample(data_root: Path, per_person: int = 3, people_per_folder: int = 4) -> dict[str, list[str]]:
-    """A few photos of a few people from each source folder of identities.csv."""
-    by_folder: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
-    with (data_root / "identities.csv").open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            by_folder[row["source_folder"]][row["identity"]].append(row["path_from_data_root"])
-    sample = {}
-    for people in by_folder.values():
-        chosen = [name for name in sorted(people) if len(people[name]) >= 2][:people_per_folder]
-        for name in chosen:
-            sample[name] = sorted(people[name])[:per_person]
-    return sample
-
-
 def test_same_person_closer_than_different_people(faces_in, finder, data_root):
-    sample = _identity_sample(data_root)
+    sample = identity_sample(data_root)
     assert len(sample) >= 20
     vectors, names = [], []
     for name, photos in sample.items():

@@ -39,12 +39,23 @@ def field(number: int, value: int | str | bytes) -> bytes:
 
 
 def tensor(name: str, array: np.ndarray) -> bytes:
-    """A TensorProto holding ``array`` (float32 or int64) as little-endian raw data."""
-    return b"".join(_tensor_pieces(name, array))
+    """A TensorProto holding ``array`` (one of the types of :data:`DTYPES`) as little-endian raw data."""
+    return b"".join(_tensor_pieces(name, np.asarray(array)))
 
 
-def value_info(name: str, dims: list[int | str]) -> bytes:
-    """A ValueInfoProto of a float tensor with ``dims`` (an int is a fixed size, a str a named free one)."""
+def node(op: str, inputs: list[str], outputs: list[str], attributes: list[bytes] = (), **ints: int) -> bytes:
+    """A NodeProto named after its first output: ``attributes`` as written (AttributeProtos), ``ints`` added."""
+    parts = [field(1, name) for name in inputs] + [field(2, name) for name in outputs]
+    parts += [field(3, outputs[0]), field(4, op)] + [field(5, a) for a in attributes]
+    parts += [field(5, field(1, key) + field(3, value) + field(20, 2)) for key, value in ints.items()]  # 2: INT
+    return b"".join(parts)
+
+
+def value_info(name: str, dims: list[int | str] | None) -> bytes:
+    """A ValueInfoProto of a float tensor with ``dims`` (an int is a fixed size, a str a named free one; None:
+    any shape)."""
+    if dims is None:
+        return field(1, name) + field(2, field(1, field(1, 1)))
     shape = b"".join(field(1, field(2, d) if isinstance(d, str) else field(1, d)) for d in dims)
     return field(1, name) + field(2, field(1, field(1, 1) + field(2, shape)))
 
@@ -94,13 +105,14 @@ def fields(data: bytes) -> list[tuple[int, int, int | bytes, bytes]]:
     return out
 
 
-def _strings(message: bytes, number: int) -> list[str]:
+def strings(message: bytes, number: int) -> list[str]:
     return [bytes(v).decode() for n, w, v, _ in fields(message) if n == number and w == 2]
 
 
-def _read_tensor(message: bytes) -> tuple[str, np.ndarray]:
-    """(name, array) of a TensorProto whose data is raw_data (what these model files use)."""
+def read_tensor(message: bytes) -> tuple[str, np.ndarray]:
+    """(name, array) of a TensorProto whose data is raw_data or float_data (what these model files use)."""
     dims: list[int] = []
+    floats: list[bytes] = []
     name, kind, raw = "", 0, None
     for number, wire, value, _ in fields(message):
         if number == 1 and wire == 0:
@@ -116,19 +128,35 @@ def _read_tensor(message: bytes) -> tuple[str, np.ndarray]:
             name = bytes(value).decode()
         elif number == 9:
             raw = value
-    if kind not in DTYPES or raw is None:  # (float_data and the like: not in these files)
+        elif number == 4:  # float_data, packed (wire type 2) or one by one (5)
+            floats.append(bytes(value))
+    if kind == 1 and raw is None and floats:
+        raw = b"".join(floats)
+    if kind not in DTYPES or raw is None:  # (int32_data and the like: not in these files)
         raise ValueError(f"tensor {name!r}: only raw data of types {sorted(DTYPES)} are read, not type {kind}")
     array = np.frombuffer(raw, dtype=np.dtype(DTYPES[kind]).newbyteorder("<")).astype(DTYPES[kind])
     return name, array.reshape(dims)
 
 
-def _int_attributes(node: bytes) -> dict[str, int]:
+def int_attributes(node: bytes) -> dict[str, int]:
+    """The int attributes of a NodeProto, by name."""
     out = {}
     for number, _, value, _ in fields(node):
         if number == 5:
             attribute = {n: v for n, _, v, _ in fields(value)}
             if 3 in attribute:
                 out[bytes(attribute[1]).decode()] = attribute[3]
+    return out
+
+
+def float_attributes(node: bytes) -> dict[str, float]:
+    """The float attributes of a NodeProto, by name."""
+    out = {}
+    for number, _, value, _ in fields(node):
+        if number == 5:
+            attribute = {n: v for n, _, v, _ in fields(value)}
+            if 2 in attribute:
+                out[bytes(attribute[1]).decode()] = float(np.frombuffer(bytes(attribute[2]), "<f4")[0])
     return out
 
 
@@ -150,14 +178,13 @@ def dequantize(x: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, axis: i
     return ((x - zero_point.astype(np.float32)) * scale).astype(np.float32)
 
 
-def float_weights(model: bytes, expand_prelu: bool = False) -> bytes:
+def float_weights(model: bytes) -> bytes:
     """``model`` (ONNX bytes) with weights that onnxruntime runs on images of any size.
 
     Every ``DequantizeLinear`` of constant tensors, and every ``Reshape`` of such a result by a constant shape,
     is computed here and replaced by a float32 initializer; initializers left unused are dropped, and so are
     graph inputs that no node reads (the SFace file lists its weights as inputs). The shapes of the graph's
-    inputs and outputs are left open. With ``expand_prelu`` each ``PRelu`` is written as four plain operators
-    (:func:`_expanded_prelu`). Raises ValueError on a file that is not such a model.
+    inputs and outputs are left open. Raises ValueError on a file that is not such a model.
     """
     model_fields = fields(model)
     graphs = [v for n, w, v, _ in model_fields if n == 7 and w == 2]
@@ -171,11 +198,11 @@ def float_weights(model: bytes, expand_prelu: bool = False) -> bytes:
     outputs: list[bytes] = []
     for number, _, value, raw in fields(graphs[0]):
         if number == 5:
-            stored[_strings(value, 8)[0]] = value
+            stored[strings(value, 8)[0]] = value
         elif number == 1:
             nodes.append(value)
         elif number == 11:
-            inputs.append((_strings(value, 1)[0], value))
+            inputs.append((strings(value, 1)[0], value))
         elif number == 12:
             outputs.append(value)
         else:
@@ -183,27 +210,24 @@ def float_weights(model: bytes, expand_prelu: bool = False) -> bytes:
 
     def constant(name: str) -> np.ndarray:
         if name not in computed:
-            computed[name] = _read_tensor(stored[name])[1]
+            computed[name] = read_tensor(stored[name])[1]
         return computed[name]
 
     kept: list[bytes] = []
     for node in nodes:
-        op = _strings(node, 4)[0]
-        ins, outs = _strings(node, 1), _strings(node, 2)
+        op = strings(node, 4)[0]
+        ins, outs = strings(node, 1), strings(node, 2)
         if op in ("DequantizeLinear", "Reshape") and ins and all(i in stored or i in computed for i in ins if i):
             if op == "DequantizeLinear":
-                attributes = _int_attributes(node)
+                attributes = int_attributes(node)
                 zero_point = constant(ins[2]) if len(ins) > 2 and ins[2] else np.zeros(1, np.int8)
                 computed[outs[0]] = dequantize(constant(ins[0]), constant(ins[1]), zero_point,
                                                attributes.get("axis", 1), attributes.get("block_size", 0))
             else:
                 computed[outs[0]] = constant(ins[0]).reshape(constant(ins[1]))
             continue
-        if op == "PRelu" and expand_prelu:
-            kept += _expanded_prelu(ins[0], ins[1], outs[0])
-            continue
         kept.append(node)
-    used = {name for node in kept for name in _strings(node, 1)} | {_strings(o, 1)[0] for o in outputs}
+    used = {name for node in kept for name in strings(node, 1)} | {strings(o, 1)[0] for o in outputs}
     # the message is written as a list of pieces and joined once: the float weights (38 MB for SFace) are copied
     # once, not once per level of nesting
     parts: list = [field(1, node) for node in kept] + others
@@ -229,23 +253,10 @@ def _nested(number: int, pieces: list) -> list:
 
 def _tensor_pieces(name: str, array: np.ndarray) -> list:
     """:func:`tensor`, as pieces whose last one is the array's own memory (little-endian)."""
-    kind = {np.dtype(np.float32): 1, np.dtype(np.int64): 7}[array.dtype]
+    kind = {np.dtype(t): k for k, t in DTYPES.items()}[array.dtype]
     data = memoryview(np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))).cast("B")
     head = b"".join(field(1, int(d)) for d in array.shape) + field(2, kind) + field(8, name)
     return [head + varint(9 << 3 | 2) + varint(len(data)), data]
-
-
-def _node(op: str, inputs: list[str], output: str) -> bytes:
-    return b"".join(field(1, name) for name in inputs) + field(2, output) + field(3, output) + field(4, op)
-
-
-def _expanded_prelu(x: str, slope: str, y: str) -> list[bytes]:
-    """``y = PRelu(x, slope)`` as ``relu(x) + slope * (x - relu(x))``: the same numbers (``x - relu(x)`` is
-    exactly 0 or x), and 2x faster in onnxruntime 1.32, whose PRelu broadcasts a per-channel slope element by
-    element (13 of SFace's 20 ms a face; 9.4 ms in all after this)."""
-    return [_node("Relu", [x], f"{y}/positive"), _node("Sub", [x, f"{y}/positive"], f"{y}/negative"),
-            _node("Mul", [f"{y}/negative", slope], f"{y}/scaled"),
-            _node("Add", [f"{y}/positive", f"{y}/scaled"], y)]
 
 
 def _open_shape(info: bytes) -> bytes:

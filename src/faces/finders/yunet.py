@@ -3,7 +3,7 @@
 Measured here (AMD EPYC, one thread, CPU time): YuNet on a 1280x960 image takes 50 ms in ``cv2.FaceDetectorYN``
 (OpenCV 5.0, classic or new engine alike) and 22 ms in onnxruntime 1.32; on the 65 photos of
 benchmarks/scan.py the opencv finder then finds the same 222 faces with the same boxes, and takes 20 % less CPU.
-(SFace runs in onnxruntime too, once its PRelu layers are expanded: see ``float_weights(expand_prelu=True)``.)
+(SFace runs in onnxruntime too, on 8-bit numbers: see :mod:`faces.finders.sface_int8`.)
 
 :class:`YuNetRuntime` has the three methods of ``cv2.FaceDetectorYN`` the finder uses, and does what
 OpenCV's ``modules/objdetect/src/face_detect.cpp`` does: the BGR image is padded at the right and bottom to a

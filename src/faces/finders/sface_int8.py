@@ -1,0 +1,275 @@
+"""SFace on 8-bit numbers: the same network, 1.9x faster in onnxruntime, built from the zoo file at load.
+
+SFace (the OpenCV model zoo's ``face_recognition_sface_2021dec``) is a MobileNet of 27 convolutions, each followed
+by batch normalization and a PRelu. The zoo file keeps its weights in 8 bits but computes in float32: 16 ms a face
+on this machine's CPU, most of the opencv finder's time. Here every convolution runs on 8-bit numbers (onnxruntime
+fuses the ``DequantizeLinear -> Conv -> QuantizeLinear`` patterns written here into ``QLinearConv``): 8.9 ms.
+
+* Each batch normalization is folded into its convolution (weights and a bias), exactly.
+* Each PRelu becomes ``Max(z, slope * z)``, which is exact for a slope up to 1; a channel whose slope is above 1
+  has its convolution's sign flipped (``z = -x``, so the Max gives ``-PRelu(x)``) and the next convolution's
+  input channel flipped back, also exact. ``slope * z`` is read straight from the convolution's 8-bit output by a
+  per-channel ``DequantizeLinear`` whose scales carry the slopes.
+* Weights are quantized per output channel to 7 bits (see :data:`WEIGHT_MAX`), activations per tensor to uint8
+  with the ranges in :data:`RANGES`, measured on the 240 faces of the group photos in ../shared/data (none of
+  them in identities.csv) by ``benchmarks/calibrate_sface.py``, which also writes them here.
+* The first convolution reads ``(pixel - 128) / 128``, exactly representable in 8 bits, instead of SFace's
+  ``(pixel - 127.5) / 128``; the half step is added back in its bias (it differs only in the zero padding at the
+  border, by 0.004).
+
+On the 197 faces of every third photo of identities.csv the 8-bit embeddings have a cosine similarity of 0.993 on
+average (0.983 at worst) with the float32 ones, and ``benchmarks/recognition.py`` makes the same guesses (0 wrong).
+:func:`build` with ``ranges=None`` writes the rewritten graph in float32: the embeddings of the zoo file, which
+the calibration runs to read the activations named by :func:`activation_names`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from faces.finders.onnx_proto import (
+    field,
+    fields,
+    float_attributes,
+    float_weights,
+    int_attributes,
+    node,
+    read_tensor,
+    strings,
+    tensor,
+    value_info,
+)
+
+# Weights use 7 bits (-63..63): two products of a uint8 activation and a weight, summed, stay below 2**15, so x86
+# CPUs without VNNI (which sum pairs into saturating 16-bit integers) compute the same numbers as every other.
+# 8 bits would bring the embeddings 0.001 closer to the float ones (cosine 0.9939 instead of 0.9926 on average).
+WEIGHT_MAX = 63
+
+# (low, high) of each quantized activation, written by benchmarks/calibrate_sface.py (percentiles 0.001, 99.999)
+RANGES: dict[str, tuple[float, float]] = {
+    'conv_1_conv2d/input': (-1, 0.992188),
+    'conv_1_conv2d/output': (-7.28237, 8.21067),
+    'conv_2_dw_conv2d/input': (-5.54679, 8.18486),
+    'conv_2_dw_conv2d/output': (-12.201, 8.89657),
+    'conv_2_conv2d/input': (-5.39206, 9.11485),
+    'conv_2_conv2d/output': (-11.1991, 8.53945),
+    'conv_3_dw_conv2d/input': (-3.48173, 8.48152),
+    'conv_3_dw_conv2d/output': (-9.32292, 10.69),
+    'conv_3_conv2d/input': (-3.83815, 10.9079),
+    'conv_3_conv2d/output': (-8.71181, 7.44737),
+    'conv_4_dw_conv2d/input': (-4.43586, 7.67185),
+    'conv_4_dw_conv2d/output': (-9.37438, 9.82066),
+    'conv_4_conv2d/input': (-3.06782, 9.37836),
+    'conv_4_conv2d/output': (-7.7818, 6.32265),
+    'conv_5_dw_conv2d/input': (-2.55653, 6.20178),
+    'conv_5_dw_conv2d/output': (-8.43848, 8.91667),
+    'conv_5_conv2d/input': (-4.91928, 8.3407),
+    'conv_5_conv2d/output': (-5.92048, 6.35774),
+    'conv_6_dw_conv2d/input': (-2.82847, 6.75706),
+    'conv_6_dw_conv2d/output': (-7.04172, 8.86836),
+    'conv_6_conv2d/input': (-2.48086, 8.66132),
+    'conv_6_conv2d/output': (-6.82856, 6.98548),
+    'conv_7_dw_conv2d/input': (-2.37444, 7.0183),
+    'conv_7_dw_conv2d/output': (-7.71108, 9.12696),
+    'conv_7_conv2d/input': (-4.71458, 9.66201),
+    'conv_7_conv2d/output': (-5.30984, 7.17291),
+    'conv_8_dw_conv2d/input': (-2.14569, 7.20078),
+    'conv_8_dw_conv2d/output': (-6.31628, 10.0721),
+    'conv_8_conv2d/input': (-2.89536, 9.79885),
+    'conv_8_conv2d/output': (-6.04127, 6.99473),
+    'conv_9_dw_conv2d/input': (-2.44629, 6.96439),
+    'conv_9_dw_conv2d/output': (-6.3931, 10.1589),
+    'conv_9_conv2d/input': (-3.11671, 10.4537),
+    'conv_9_conv2d/output': (-5.61673, 7.26038),
+    'conv_10_dw_conv2d/input': (-2.53841, 7.26493),
+    'conv_10_dw_conv2d/output': (-6.83698, 11.3231),
+    'conv_10_conv2d/input': (-3.57814, 11.4209),
+    'conv_10_conv2d/output': (-6.05418, 7.50731),
+    'conv_11_dw_conv2d/input': (-2.14737, 7.45708),
+    'conv_11_dw_conv2d/output': (-6.79373, 10.107),
+    'conv_11_conv2d/input': (-2.67096, 9.88536),
+    'conv_11_conv2d/output': (-6.0641, 7.39065),
+    'conv_12_dw_conv2d/input': (-1.9156, 7.31242),
+    'conv_12_dw_conv2d/output': (-6.27046, 10.5752),
+    'conv_12_conv2d/input': (-2.55333, 10.5115),
+    'conv_12_conv2d/output': (-8.75519, 7.2397),
+    'conv_13_dw_conv2d/input': (-1.75135, 7.0518),
+    'conv_13_dw_conv2d/output': (-7.86758, 10.4168),
+    'conv_13_conv2d/input': (-3.44535, 10.6897),
+    'conv_13_conv2d/output': (-5.87351, 6.70421),
+    'conv_14_dw_conv2d/input': (-1.07775, 6.67554),
+    'conv_14_dw_conv2d/output': (-6.95831, 8.47278),
+    'conv_14_conv2d/input': (-0.854652, 8.75488),
+    'conv_14_conv2d/output': (-6.27157, 5.12872),
+}
+
+
+class _Graph:
+    """The nodes and constants of a float model as written by :func:`float_weights` (PRelu not expanded)."""
+
+    def __init__(self, model: bytes):
+        self.model = model
+        graph = next(v for n, w, v, _ in fields(model) if n == 7 and w == 2)
+        self.nodes: list[dict] = []
+        self.constants: dict[str, np.ndarray] = {}
+        self.inputs: list[bytes] = []
+        self.outputs: list[bytes] = []
+        self.others: list[bytes] = []
+        for number, _, value, raw in fields(graph):
+            if number == 1:
+                self.nodes.append({"op": strings(value, 4)[0], "in": strings(value, 1), "out": strings(value, 2),
+                                   "attributes": [bytes(v) for n, _, v, _ in fields(value) if n == 5],
+                                   "ints": int_attributes(value), "floats": float_attributes(value)})
+            elif number == 5:
+                name, array = read_tensor(value)
+                self.constants[name] = array
+            elif number == 11:
+                self.inputs.append(bytes(value))
+            elif number == 12:
+                self.outputs.append(bytes(value))
+            else:
+                self.others.append(bytes(raw))
+
+    def layers(self) -> list[dict]:
+        """SFace's ``Conv -> BatchNormalization -> PRelu`` triples in order, with the names the new graph uses."""
+        layers = []
+        for i, conv in enumerate(self.nodes):
+            if conv["op"] != "Conv":
+                continue
+            norm, prelu = self.nodes[i + 1:i + 3]
+            if norm["op"] != "BatchNormalization" or prelu["op"] != "PRelu" or norm["in"][0] != conv["out"][0] \
+                    or prelu["in"][0] != norm["out"][0]:
+                raise ValueError(f"not an SFace model: {conv['out'][0]} is not Conv, BatchNormalization, PRelu")
+            name = conv["out"][0]
+            layers.append({"conv": conv, "norm": norm, "prelu": prelu, "input": f"{name}/input",
+                           "output": f"{name}/output"})
+        if not layers:
+            raise ValueError("not an SFace model: no convolution")
+        return layers
+
+
+def activation_names(zoo_model: bytes) -> list[str]:
+    """The activations whose ranges :func:`build` needs: each convolution's input and output, in order."""
+    return [name for layer in _Graph(float_weights(zoo_model)).layers() for name in (layer["input"], layer["output"])]
+
+
+def build(zoo_model: bytes, ranges: dict[str, tuple[float, float]] | None = RANGES, expose: bool = False) -> bytes:
+    """SFace (the zoo file's bytes) rewritten as the module says: 8-bit with ``ranges``, float32 with None.
+
+    ``expose`` adds the activations of :func:`activation_names` to the graph's outputs (for the calibration).
+    Raises ValueError when the file is not SFace 2021dec or a range is missing.
+    """
+    graph = _Graph(float_weights(zoo_model))
+    layers = graph.layers()
+    start, end = graph.nodes.index(layers[0]["conv"]), graph.nodes.index(layers[-1]["prelu"]) + 1
+    head = graph.nodes[:start]
+    if [n["op"] for n in head] != ["Sub", "Mul"] or head[1]["out"][0] != layers[0]["conv"]["in"][0]:
+        raise ValueError("not an SFace model: it does not start with (pixels - mean) * scale")
+    mean, scale = (float(graph.constants[n["in"][1]].reshape(-1)[0]) for n in head)
+    out = _Writer()
+    out.add("Sub", [head[0]["in"][0], out.constant("pixels/zero", np.float32([128.0]))], "pixels/centred")
+    out.add("Mul", ["pixels/centred", out.constant("pixels/scale", np.float32([scale]))], layers[0]["input"])
+    flipped = np.ones(1)  # -1 for the input channels whose sign the previous layer flipped
+    for index, layer in enumerate(layers):
+        weight, bias, slope, flip = _folded(graph, layer, flipped)
+        if index == 0:  # the input is (pixel - 128) * scale: SFace's (pixel - mean) * scale minus a constant
+            bias = bias + weight.sum(axis=(1, 2, 3)) * (128.0 - mean) * scale
+        if ranges is None:
+            _float_layer(out, layer, weight, bias, slope)
+        else:
+            # the pixels' (pixel - 128) / 128 is exact with zero point 128 and scale 1/128
+            x_params = (1.0 / 128.0, 128) if index == 0 else _params(ranges, layer["input"])
+            _quantized_layer(out, layer, weight, bias, slope, x_params, _params(ranges, layer["output"]))
+        result = layers[index + 1]["input"] if index + 1 < len(layers) else layer["prelu"]["out"][0]
+        out.add("Max", [layer["output"], f"{layer['output']}/sloped"], result)
+        flipped = flip
+    if (flipped < 0).any():
+        raise ValueError("not the SFace model this was written for: its last PRelu has a slope above 1")
+    for rest in graph.nodes[end:]:
+        out.nodes.append(node(rest["op"], rest["in"], rest["out"], rest["attributes"]))
+        out.constants.update({name: graph.constants[name] for name in rest["in"] if name in graph.constants})
+    outputs = graph.outputs + ([value_info(name, None) for name in activation_names(zoo_model)] if expose else [])
+    parts = [field(1, n) for n in out.nodes] + graph.others
+    parts += [field(5, tensor(name, array)) for name, array in out.constants.items()]
+    parts += [field(11, value) for value in graph.inputs] + [field(12, value) for value in outputs]
+    body = b"".join(parts)
+    return b"".join(field(7, body) if number == 7 else bytes(raw) for number, _, _, raw in fields(graph.model))
+
+
+class _Writer:
+    """The nodes and constants of the graph being written."""
+
+    def __init__(self):
+        self.nodes: list[bytes] = []
+        self.constants: dict[str, np.ndarray] = {}
+
+    def constant(self, name: str, array: np.ndarray) -> str:
+        self.constants[name] = np.asarray(array)
+        return name
+
+    def add(self, op: str, inputs: list[str], output: str, attributes: list[bytes] = (), **ints: int) -> str:
+        self.nodes.append(node(op, inputs, [output], attributes, **ints))
+        return output
+
+
+def _folded(graph: _Graph, layer: dict, flipped: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(weight, bias, slope, flip) of one layer: batch normalization folded in, the signs of the input channels
+    in ``flipped`` undone, output channels whose slope is above 1 flipped (``flip`` is -1 for those)."""
+    conv, norm, prelu = layer["conv"], layer["norm"], layer["prelu"]
+    weight = graph.constants[conv["in"][1]].astype(np.float64)
+    gamma, beta, mean, var = (graph.constants[n].astype(np.float64).reshape(-1) for n in norm["in"][1:5])
+    factor = gamma / np.sqrt(var + norm["floats"].get("epsilon", 1e-5))
+    slope = graph.constants[prelu["in"][1]].astype(np.float64).reshape(-1)
+    flip = np.where(slope > 1, -1.0, 1.0)
+    weight = weight * (factor * flip)[:, None, None, None]
+    if conv["ints"].get("group", 1) > 1:  # depthwise: input channel c is output channel c
+        weight = weight * flipped.reshape(-1, 1, 1, 1)
+    else:
+        weight = weight * flipped.reshape(1, -1, 1, 1)
+    return weight, (beta - mean * factor) * flip, slope, flip
+
+
+def _float_layer(out: _Writer, layer: dict, weight: np.ndarray, bias: np.ndarray, slope: np.ndarray) -> None:
+    name = layer["output"]
+    out.add("Conv", [layer["input"], out.constant(f"{name}/weight", weight.astype(np.float32)),
+                     out.constant(f"{name}/bias", bias.astype(np.float32))], name, layer["conv"]["attributes"])
+    out.add("Mul", [name, out.constant(f"{name}/slope", slope.astype(np.float32).reshape(-1, 1, 1))],
+            f"{name}/sloped")
+
+
+def _quantized_layer(out: _Writer, layer: dict, weight: np.ndarray, bias: np.ndarray, slope: np.ndarray,
+                     x_params: tuple[float, int], y_params: tuple[float, int]) -> None:
+    """``QuantizeLinear -> DequantizeLinear`` of the input, the convolution on dequantized int8 weights and int32
+    bias, ``QuantizeLinear`` of its output and two ``DequantizeLinear`` of that: plain and times the slopes."""
+    source, name = layer["input"], layer["output"]
+    (x_scale, x_zero), (y_scale, y_zero) = x_params, y_params
+    out.add("QuantizeLinear", [source, out.constant(f"{source}/scale", np.float32(x_scale)),
+                               out.constant(f"{source}/zero", np.uint8(x_zero))], f"{source}/q")
+    out.add("DequantizeLinear", [f"{source}/q", f"{source}/scale", f"{source}/zero"], f"{source}/dq")
+    w_scale = np.maximum(np.abs(weight).reshape(len(weight), -1).max(axis=1), 1e-12) / WEIGHT_MAX
+    w_int = np.clip(np.round(weight / w_scale[:, None, None, None]), -WEIGHT_MAX, WEIGHT_MAX).astype(np.int8)
+    b_scale = x_scale * w_scale
+    out.add("DequantizeLinear", [out.constant(f"{name}/weight/q", w_int),
+                                 out.constant(f"{name}/weight/scale", w_scale.astype(np.float32)),
+                                 out.constant(f"{name}/weight/zero", np.zeros(len(w_int), np.int8))],
+            f"{name}/weight", axis=0)
+    out.add("DequantizeLinear", [out.constant(f"{name}/bias/q", np.round(bias / b_scale).astype(np.int32)),
+                                 out.constant(f"{name}/bias/scale", b_scale.astype(np.float32)),
+                                 out.constant(f"{name}/bias/zero", np.zeros(len(w_int), np.int32))],
+            f"{name}/bias", axis=0)
+    out.add("Conv", [f"{source}/dq", f"{name}/weight", f"{name}/bias"], f"{name}/float", layer["conv"]["attributes"])
+    out.add("QuantizeLinear", [f"{name}/float", out.constant(f"{name}/scale", np.float32(y_scale)),
+                               out.constant(f"{name}/zero", np.uint8(y_zero))], f"{name}/q")
+    out.add("DequantizeLinear", [f"{name}/q", f"{name}/scale", f"{name}/zero"], name)
+    out.add("DequantizeLinear", [f"{name}/q", out.constant(f"{name}/slope/scale", (slope * y_scale).astype(np.float32)),
+                                 out.constant(f"{name}/slope/zero", np.full(len(slope), y_zero, np.uint8))],
+            f"{name}/sloped", axis=1)
+
+
+def _params(ranges: dict[str, tuple[float, float]], name: str) -> tuple[float, int]:
+    """uint8 (scale, zero point) covering the range of activation ``name`` (with 0 always inside it)."""
+    if name not in ranges:
+        raise ValueError(f"no calibrated range for {name}")
+    low, high = min(0.0, ranges[name][0]), max(0.0, ranges[name][1])
+    scale = max(high - low, 1e-8) / 255.0
+    return scale, int(np.clip(round(-low / scale), 0, 255))
