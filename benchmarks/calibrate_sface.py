@@ -53,8 +53,12 @@ def aligned_faces(files: list[Path]) -> np.ndarray:
     from faces.finders import opencv_finder
     from faces.media.reading import load_image
 
-    finder = opencv_finder.OpenCVFinder(load_settings(tempfile.mkdtemp()).finders["opencv"])
-    finder.load()
+    settings = load_settings(tempfile.mkdtemp()).finders["opencv"]
+    finder = opencv_finder.OpenCVFinder(settings)
+    # only YuNet is needed (and loading the whole finder would need the ranges being measured)
+    detector_file = finder.model_dir / opencv_finder.DETECTOR_FILE
+    finder._detector = opencv_finder._detector(np.frombuffer(detector_file.read_bytes(), np.uint8),
+                                               settings.score_threshold, opencv_finder.detector_engine())
     blobs = []
     for path in files:
         image = load_image(path, max_side=finder.max_side)

@@ -1,7 +1,7 @@
 """The opencv finder: YuNet finds faces and 5 landmarks, SFace embeds them (128-d, cosine).
 
 Both networks run in onnxruntime when it is installed (a dependency of faces): YuNet 2.3x faster than in
-``cv2.FaceDetectorYN`` with the same results (:mod:`faces.finders.yunet`), SFace on 8-bit numbers in 8.9 ms a
+``cv2.FaceDetectorYN`` with the same results (:mod:`faces.finders.yunet`), SFace on 8-bit numbers in 8.4 ms a
 face instead of 16 in float32 (:mod:`faces.finders.sface_int8`). Without onnxruntime they run in OpenCV, in
 float32. The self check names the engine.
 
@@ -288,7 +288,7 @@ def _detector(model: np.ndarray, score_threshold: float, engine: str):
 def _embedder(model: np.ndarray, engine: str):
     """SFace from the model file's bytes, as a function of a (1, 3, 112, 112) blob giving the embedding.
 
-    In onnxruntime when ``engine`` says so, computing on 8-bit numbers (:mod:`faces.finders.sface_int8`: 8.9 ms a
+    In onnxruntime when ``engine`` says so, computing on 8-bit numbers (:mod:`faces.finders.sface_int8`: 8.4 ms a
     face instead of 16 in float32; the embeddings agree with the float ones to a cosine similarity of 0.99), else
     in ``cv2.dnn`` (float32).
     """

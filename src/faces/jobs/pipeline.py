@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from faces import events
 from faces.config import Settings
+from faces.jobs import WORKER_PRELOAD
 from faces.jobs import lock as run_lock
 from faces.jobs.detect import DetectResult, DetectTask
 from faces.jobs.executor import WorkerPool
@@ -46,9 +47,6 @@ log = logging.getLogger(__name__)
 
 ADD_BATCH = 100  # probed files added per transaction
 TASK_TIMEOUT_SECONDS = 900.0  # one image taking longer than this (all finders together) is an error
-# What the fork server imports once for every detection worker (dlib's import fails quietly where it is missing).
-WORKER_PRELOAD = ("numpy", "PIL.Image", "cv2", "onnxruntime", "dlib", "faces.media", "faces.finders.dlib_finder",
-                  "faces.finders.opencv_finder", "faces.jobs.detect")
 
 
 class NoFinderAvailable(RuntimeError):
