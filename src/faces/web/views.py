@@ -10,17 +10,19 @@ import base64
 import json
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 
 from fastapi import HTTPException, Response
 from pydantic import BaseModel
-from sqlalchemy import Integer, Select, String, and_, bindparam, case, false, func, or_, select, true, tuple_
+from sqlalchemy import Integer, Select, String, and_, bindparam, case, false, func, or_, select, true, union_all
 from sqlalchemy import type_coerce
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from faces.sharing import permissions
 from faces.store.models import Face, FaceState, FinderStatus, Image, ImageFinder, Name
+from faces.web import raw_rows
 
 try:
     import orjson
@@ -76,10 +78,9 @@ class ImagePage(BaseModel):
 _IMAGES = Image.__table__
 _FACES = Face.__table__
 _FINDERS = ImageFinder.__table__
-_NAMED = Name.__table__.alias("named")
-_GUESSED = Name.__table__.alias("guessed")
-# Core columns, no ORM entities: a gallery page is two statements whose compiled form SQLAlchemy caches, and rows
-# are plain tuples (no objects). States are read as their stored strings rather than converted to the enums.
+_SHOWN = Name.__table__.alias("shown")
+# Core columns, no ORM entities, run through faces.web.raw_rows: rows are the driver's tuples. States are read as
+# their stored strings rather than converted to the enums.
 _FACE_STATE = type_coerce(_FACES.c.state, String)
 _FINDER_STATUS = type_coerce(_FINDERS.c.status, String)
 # What the finders say about an image, in one index lookup: NULL when no finder was asked yet, else 2 if one of
@@ -95,29 +96,48 @@ _IMAGE_COLUMNS = (
 _IDS = bindparam("ids", expanding=True)
 
 
-def _faces_statement(include_hidden: bool) -> Select:
-    """The frames of the images ``:ids`` with their confirmed and guessed names, in image and left-to-right order."""
+def _id_list(count: int) -> list:
+    """An IN list of ``count`` bound parameters ``id_0``... (see :func:`faces.web.raw_rows.id_params`)."""
+    return [bindparam(f"id_{k}", type_=Integer) for k in range(count)]
+
+
+def _faces_statement(count: int, include_hidden: bool) -> Select:
+    """The frames of ``count`` images (``id_0``...) with the name they show (the confirmed name of a confirmed
+    face, the guessed one of a guessed face), in image and left-to-right order."""
     state = _FACE_STATE
+    shown_name_id = case((state == FaceState.CONFIRMED.value, _FACES.c.name_id),
+                         (state == FaceState.GUESSED.value, _FACES.c.guess_name_id))
     query = (select(_FACES.c.id, _FACES.c.image_id, _FACES.c.x, _FACES.c.y, _FACES.c.w, _FACES.c.h,
-                    state.label("state"), _FACES.c.name_id, _NAMED.c.name, _FACES.c.guess_name_id,
-                    _GUESSED.c.name.label("guess"))
-             .select_from(_FACES
-                          .outerjoin(_NAMED, and_(_NAMED.c.id == _FACES.c.name_id, state == FaceState.CONFIRMED.value))
-                          .outerjoin(_GUESSED, and_(_GUESSED.c.id == _FACES.c.guess_name_id,
-                                                    state == FaceState.GUESSED.value)))
-             .where(_FACES.c.image_id.in_(_IDS))
-             .order_by(_FACES.c.image_id, _FACES.c.x))
+                    state.label("state"), _SHOWN.c.id.label("shown_id"), _SHOWN.c.name)
+             .select_from(_FACES.outerjoin(_SHOWN, _SHOWN.c.id == shown_name_id))
+             .where(_FACES.c.image_id.in_(_id_list(count)))
+             .order_by(_FACES.c.image_id, _FACES.c.x, _FACES.c.id))
     if not include_hidden:
-        query = query.where(state.not_in([s.value for s in HIDDEN_STATES]))
+        query = query.where(*(state != s.value for s in HIDDEN_STATES))
     return query
 
 
-_FACES_SHOWN = _faces_statement(include_hidden=False)
-_FACES_ALL = _faces_statement(include_hidden=True)
-_IMAGES_BY_ID = select(*_IMAGE_COLUMNS).where(_IMAGES.c.id.in_(_IDS))
+def _images_statement(count: int) -> Select:
+    """The gallery columns of ``count`` images (``id_0``...), in no particular order."""
+    return select(*_IMAGE_COLUMNS).where(_IMAGES.c.id.in_(_id_list(count)))
+
+
 _FINDER_ERRORS = (select(_FINDERS.c.image_id, _FINDERS.c.finder, _FINDERS.c.error)
                   .where(_FINDERS.c.image_id.in_(_IDS), _FINDERS.c.status == FinderStatus.ERROR)
                   .order_by(_FINDERS.c.image_id, _FINDERS.c.finder))
+_CONFIRMED, _GUESSED = FaceState.CONFIRMED.value, FaceState.GUESSED.value
+
+
+# How the gallery's statements run: on the DB-API cursor (faces.web.raw_rows), compiled once per dialect and
+# shape. False: through SQLAlchemy's execution, the reference that the tests compare the JSON with.
+FAST_ROWS = True
+
+
+def _rows(db: Session, key: tuple, build: Callable[[], Select], params: dict) -> Sequence[Sequence]:
+    """The rows of the statement ``build()`` (built and compiled once per dialect and ``key``) with ``params``."""
+    if not FAST_ROWS:
+        return db.connection().execute(build(), params).all()
+    return raw_rows.rows(db, key, build, params)
 
 
 def face_dicts(db: Session, image_ids: list[int], *, include_hidden: bool = False,
@@ -126,13 +146,19 @@ def face_dicts(db: Session, image_ids: list[int], *, include_hidden: bool = Fals
     ``include_hidden``); every id of ``image_ids`` is a key. One statement (faces with their names)."""
     if not image_ids:
         return {}
-    rows = db.connection().execute(_FACES_ALL if include_hidden else _FACES_SHOWN, {"ids": list(image_ids)}).all()
+    count = len(image_ids)
+    rows = _rows(db, ("faces", count, include_hidden), lambda: _faces_statement(count, include_hidden),
+                 raw_rows.id_params(image_ids))
     result: dict[int, list[dict]] = {i: [] for i in image_ids}
-    for face_id, image_id, x, y, w, h, state, name_id, name, guess_id, guess in rows:
+    for face_id, image_id, x, y, w, h, state, shown_id, shown in rows:
+        name = guess = None
+        if shown is not None and show_names:
+            if state == _CONFIRMED:
+                name = {"id": shown_id, "name": shown}
+            else:
+                guess = {"id": shown_id, "name": shown}
         result[image_id].append({
-            "id": face_id, "image_id": image_id, "box": [x, y, w, h], "state": state,
-            "name": {"id": name_id, "name": name} if name is not None and show_names else None,
-            "guess": {"id": guess_id, "name": guess} if guess is not None and show_names else None,
+            "id": face_id, "image_id": image_id, "box": [x, y, w, h], "state": state, "name": name, "guess": guess,
             "thumb_url": f"/api/faces/{face_id}/thumb"})
     return result
 
@@ -151,7 +177,8 @@ def image_dicts(db: Session, image_ids: list[int], *, show_names: bool = True, r
     if not image_ids:
         return []
     if rows is None:
-        rows = db.connection().execute(_IMAGES_BY_ID, {"ids": list(image_ids)}).all()
+        count = len(image_ids)
+        rows = _rows(db, ("images", count), lambda: _images_statement(count), raw_rows.id_params(image_ids))
     by_id = {r[0]: r for r in rows}
     frames = face_dicts(db, image_ids, show_names=show_names)
     failed = [r[0] for r in rows if (r[-1] or 0) & 1]  # by position: a Row's attributes are slower
@@ -247,9 +274,10 @@ class _PageShape:
     errors_only: bool = False
 
 
-def _has_name(name_id: ColumnElement, *, several: bool, include_guesses: bool) -> ColumnElement[bool]:
-    """Images with a face confirmed as ``name_id`` (a bound parameter; an expanding one with ``several``), or
-    guessed as it with ``include_guesses``."""
+def _has_name(name_id: ColumnElement | list[ColumnElement], *, several: bool,
+              include_guesses: bool) -> ColumnElement[bool]:
+    """Images with a face confirmed as ``name_id`` (a bound parameter; a list of them with ``several``: any of
+    them), or guessed as it with ``include_guesses``."""
     def is_(column: ColumnElement) -> ColumnElement[bool]:
         return column.in_(name_id) if several else column == name_id
 
@@ -264,7 +292,11 @@ def _page_statement(shape: _PageShape, visible: ColumnElement[bool]) -> Select:
 
     The page's ids come from a derived table that reads only the (owner_id, sort_at, id) index for a plain page,
     and the image columns are joined to those few ids: MariaDB otherwise walked the index from the newest photo
-    down to the cursor for every page (a deep page cost as much as all the pages before it)."""
+    down to the cursor for every page (a deep page cost as much as all the pages before it). After a cursor, the
+    ids are those of two exact index ranges, the cursor's moment (``sort_at = at AND id < last_id``) and the older
+    ones (``sort_at < at``): SQLite and MariaDB bound a range by ``sort_at`` alone for the row comparison
+    ``(sort_at, id) < (at, last_id)``, and walked all the photos of one moment (a folder uploaded at once, without
+    dates taken) down to the cursor for every page within them."""
     ids = select(_IMAGES.c.id).where(visible)
     if shape.date_from:
         ids = ids.where(_IMAGES.c.sort_at >= bindparam("date_from", type_=_IMAGES.c.sort_at.type))
@@ -274,17 +306,22 @@ def _page_statement(shape: _PageShape, visible: ColumnElement[bool]) -> Select:
         ids = ids.where(*[_has_name(bindparam(f"name_{i}"), several=False, include_guesses=shape.include_guesses)
                           for i in range(shape.names)])
     elif shape.names:
-        ids = ids.where(_has_name(bindparam("names", expanding=True), several=True,
+        ids = ids.where(_has_name([bindparam(f"name_{i}") for i in range(shape.names)], several=True,
                                   include_guesses=shape.include_guesses))
     if shape.errors_only:
         ids = ids.where(_IMAGES.c.error_code.is_not(None))
+    limit = bindparam("limit", type_=Integer)
+    newest_first = (_IMAGES.c.sort_at.desc(), _IMAGES.c.id.desc())
     if shape.after:
         at, last_id = bindparam("at", type_=_IMAGES.c.sort_at.type), bindparam("last_id", type_=Integer)
-        # (sort_at, id) < (at, last_id) bounds the index range exactly on PostgreSQL and SQLite; sort_at <= at
-        # bounds it on MariaDB, which does not use a row comparison for a range
-        ids = ids.where(_IMAGES.c.sort_at <= at, tuple_(_IMAGES.c.sort_at, _IMAGES.c.id) < tuple_(at, last_id))
-    newest_first = (_IMAGES.c.sort_at.desc(), _IMAGES.c.id.desc())
-    page = ids.order_by(*newest_first).limit(bindparam("limit", type_=Integer)).subquery("page")
+        ids = ids.add_columns(_IMAGES.c.sort_at)
+        same_moment = ids.where(_IMAGES.c.sort_at == at, _IMAGES.c.id < last_id).order_by(*newest_first).limit(limit)
+        older = ids.where(_IMAGES.c.sort_at < at).order_by(*newest_first).limit(limit)
+        both = union_all(*(select(arm.c.id, arm.c.sort_at) for arm in (same_moment.subquery("same_moment"),
+                                                                       older.subquery("older")))).subquery("candidates")
+        page = select(both.c.id).order_by(both.c.sort_at.desc(), both.c.id.desc()).limit(limit).subquery("page")
+    else:
+        page = ids.order_by(*newest_first).limit(limit).subquery("page")
     return select(*_IMAGE_COLUMNS).join_from(_IMAGES, page, _IMAGES.c.id == page.c.id).order_by(*newest_first)
 
 
@@ -306,28 +343,25 @@ def gallery_page(db: Session, observer_id: int | None, owner_id: int, *, limit: 
     """
     name_ids = list(dict.fromkeys(name_ids or []))
     shape = _PageShape(after=bool(cursor), date_from=date_from is not None, date_to=date_to is not None,
-                       names=len(name_ids) if match_all else min(len(name_ids), 1), match_all=match_all,
+                       names=len(name_ids), match_all=match_all,
                        include_guesses=include_guesses and bool(name_ids), errors_only=status == "error")
     params: dict = {"limit": limit + 1}
     if date_from is not None:
         params["date_from"] = datetime.combine(date_from, datetime.min.time())
     if date_to is not None:
         params["date_to"] = datetime.combine(date_to + timedelta(days=1), datetime.min.time())
-    if match_all:
-        params.update({f"name_{i}": name_id for i, name_id in enumerate(name_ids)})
-    elif name_ids:
-        params["names"] = name_ids
+    params.update({f"name_{i}": name_id for i, name_id in enumerate(name_ids)})
     if cursor:
         params["at"], params["last_id"] = decode_cursor(cursor)
-    if permissions.is_owner(observer_id, owner_id):
-        query = _own_page_statement(shape)
+    if permissions.is_owner(observer_id, owner_id):  # one statement per shape: compiled once, run raw
         params["owner"] = owner_id
-    else:
-        query = _page_statement(shape, visible_images(db, observer_id, owner_id))
-    rows = db.connection().execute(query, params).all()
+        rows = _rows(db, ("page", shape), lambda: _own_page_statement(shape), params)
+    else:  # the observer's rule is a clause with their contacts' and groups' values
+        rows = db.connection().execute(_page_statement(shape, visible_images(db, observer_id, owner_id)),
+                                       params).all()
     more = len(rows) > limit
     rows = rows[:limit]
-    next_cursor = encode_cursor(rows[-1].sort_at, rows[-1].id) if more and rows else None
+    next_cursor = encode_cursor(rows[-1][6], rows[-1][0]) if more and rows else None  # sort_at, id
     return {"items": image_dicts(db, [r[0] for r in rows], show_names=show_names, rows=rows),
             "next_cursor": next_cursor}
 
