@@ -41,6 +41,7 @@ def test_worker_dying_while_starting_stops_the_run_instead_of_failing_every_task
 
 def test_a_pool_started_small_grows_when_there_is_more_work():
     with WorkerPool(2, "tests.jobs.workfuncs:work", "tests.jobs.workfuncs:init", ("x",)).start(1) as pool:
+        pool.wait_until_started()  # (started on a background thread)
         assert len(pool.workers) == 1  # one file given: one worker loads its models
         outcomes = {o.key: o for o in pool.run([(0, "a")])}
         assert len(pool.workers) == 1 and outcomes[0].result[2] == "aa"

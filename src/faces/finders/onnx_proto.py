@@ -14,6 +14,8 @@ into float32 once, exactly as ``DequantizeLinear`` defines it, which is what Ope
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 # TensorProto.data_type -> numpy type, for the types these models hold
@@ -178,8 +180,47 @@ def dequantize(x: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, axis: i
     return ((x - zero_point.astype(np.float32)) * scale).astype(np.float32)
 
 
-def float_weights(model: bytes) -> bytes:
-    """``model`` (ONNX bytes) with weights that onnxruntime runs on images of any size.
+@dataclass
+class FloatGraph:
+    """A model's graph once :func:`float_graph` computed its constant ``DequantizeLinear`` nodes.
+
+    ``nodes`` are NodeProto bytes; ``constants`` the initializers the nodes or outputs use, by name: a float32
+    (or int64) array where computed, the TensorProto bytes as stored otherwise (see :meth:`array`); ``inputs``
+    and ``outputs`` ValueInfoProto bytes with open shapes; ``others`` the graph's other fields as written, and
+    ``model_fields`` the model's own fields (the graph among them).
+    """
+
+    model_fields: list
+    nodes: list[bytes]
+    constants: dict[str, np.ndarray | bytes]
+    inputs: list[bytes]
+    outputs: list[bytes]
+    others: list[bytes]
+
+    def array(self, name: str) -> np.ndarray:
+        """Constant ``name`` as an array."""
+        value = self.constants[name]
+        return value if isinstance(value, np.ndarray) else read_tensor(value)[1]
+
+    def to_bytes(self) -> bytes:
+        """The model with this graph, as ONNX bytes."""
+        # written as a list of pieces and joined once: the float weights (38 MB for SFace) are copied once, not
+        # once per level of nesting
+        parts: list = [field(1, node) for node in self.nodes] + self.others
+        for name, value in self.constants.items():
+            if isinstance(value, np.ndarray):
+                parts += _nested(5, _tensor_pieces(name, value))
+            else:
+                parts.append(field(5, value))
+        parts += [field(11, value) for value in self.inputs] + [field(12, value) for value in self.outputs]
+        pieces: list = []
+        for number, _, _, raw in self.model_fields:
+            pieces += _nested(7, parts) if number == 7 else [raw]
+        return b"".join(pieces)
+
+
+def float_graph(model: bytes) -> FloatGraph:
+    """The graph of ``model`` (ONNX bytes) with weights that onnxruntime runs on images of any size.
 
     Every ``DequantizeLinear`` of constant tensors, and every ``Reshape`` of such a result by a constant shape,
     is computed here and replaced by a float32 initializer; initializers left unused are dropped, and so are
@@ -228,22 +269,21 @@ def float_weights(model: bytes) -> bytes:
             continue
         kept.append(node)
     used = {name for node in kept for name in strings(node, 1)} | {strings(o, 1)[0] for o in outputs}
-    # the message is written as a list of pieces and joined once: the float weights (38 MB for SFace) are copied
-    # once, not once per level of nesting
-    parts: list = [field(1, node) for node in kept] + others
+    constants: dict[str, np.ndarray | bytes] = {}
     for name in sorted(used & (stored.keys() | computed.keys())):
         if name in stored:
-            parts.append(field(5, stored[name]))
+            constants[name] = stored[name]
         else:
             array = computed[name]
-            parts += _nested(5, _tensor_pieces(name, array if array.dtype == np.int64 else array.astype(np.float32)))
-    parts += [field(11, _open_shape(value)) for name, value in inputs
-              if name in used and name not in stored and name not in computed]
-    parts += [field(12, _open_shape(value)) for value in outputs]
-    pieces: list = []
-    for number, _, _, raw in model_fields:
-        pieces += _nested(7, parts) if number == 7 else [raw]
-    return b"".join(pieces)
+            constants[name] = array if array.dtype == np.int64 else array.astype(np.float32, copy=False)
+    return FloatGraph(model_fields, kept, constants,
+                      [_open_shape(value) for name, value in inputs if name in used and name not in constants],
+                      [_open_shape(value) for value in outputs], others)
+
+
+def float_weights(model: bytes) -> bytes:
+    """``model`` (ONNX bytes) as :func:`float_graph` rewrites it, as ONNX bytes."""
+    return float_graph(model).to_bytes()
 
 
 def _nested(number: int, pieces: list) -> list:

@@ -293,7 +293,7 @@ def _embedder(model: np.ndarray, engine: str):
     in ``cv2.dnn`` (float32).
     """
     if engine == "onnxruntime":
-        session = single_thread_session(sface_int8.build(model.tobytes()))
+        session = single_thread_session(_int8_sface(model))
         name = session.get_inputs()[0].name
         return lambda blob: session.run(None, {name: blob})[0]
     net = cv2.dnn.readNetFromONNX(model)
@@ -307,6 +307,27 @@ def _embedder(model: np.ndarray, engine: str):
 
 def _embedder_engine(engine: str) -> str:
     return "onnxruntime, 8-bit activations" if engine == "onnxruntime" else engine
+
+
+# SHA-256 of a verified zoo SFace file -> its 8-bit model (ONNX bytes), built once per process; the detection fork
+# server builds it before any worker forks (see faces.finders.prebuild), so that the workers share it.
+_built_sface: dict[str, bytes] = {}
+
+
+def _int8_sface(model: np.ndarray) -> bytes:
+    """:func:`faces.finders.sface_int8.build` of the (verified) zoo file ``model``, once per process."""
+    import hashlib
+
+    digest = hashlib.sha256(model).hexdigest()
+    if digest not in _built_sface:
+        _built_sface[digest] = sface_int8.build(model.tobytes())
+    return _built_sface[digest]
+
+
+def prebuild_sface() -> None:
+    """Build the 8-bit SFace of the installed model file now (0.2 s), when onnxruntime will run it."""
+    if cv2 is not None and detector_engine() == "onnxruntime":
+        _int8_sface(_read_verified(EMBEDDER_FILE, (default_model_dir() or Path()) / EMBEDDER_FILE))
 
 
 def detector_engine() -> str:

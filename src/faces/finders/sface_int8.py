@@ -32,15 +32,13 @@ from __future__ import annotations
 import numpy as np
 
 from faces.finders.onnx_proto import (
-    field,
+    FloatGraph,
     fields,
     float_attributes,
-    float_weights,
+    float_graph,
     int_attributes,
     node,
-    read_tensor,
     strings,
-    tensor,
     value_info,
 )
 
@@ -111,30 +109,15 @@ RANGES: dict[str, tuple[float, float]] = {
 
 
 class _Graph:
-    """The nodes and constants of a float model as written by :func:`float_weights` (PRelu not expanded)."""
+    """The nodes (as dicts) and constants of the zoo file once :func:`float_graph` computed its weights."""
 
-    def __init__(self, model: bytes):
-        self.model = model
-        graph = next(v for n, w, v, _ in fields(model) if n == 7 and w == 2)
-        self.nodes: list[dict] = []
-        self.constants: dict[str, np.ndarray] = {}
-        self.inputs: list[bytes] = []
-        self.outputs: list[bytes] = []
-        self.others: list[bytes] = []
-        for number, _, value, raw in fields(graph):
-            if number == 1:
-                self.nodes.append({"op": strings(value, 4)[0], "in": strings(value, 1), "out": strings(value, 2),
-                                   "attributes": [bytes(v) for n, _, v, _ in fields(value) if n == 5],
-                                   "ints": int_attributes(value), "floats": float_attributes(value)})
-            elif number == 5:
-                name, array = read_tensor(value)
-                self.constants[name] = array
-            elif number == 11:
-                self.inputs.append(bytes(value))
-            elif number == 12:
-                self.outputs.append(bytes(value))
-            else:
-                self.others.append(bytes(raw))
+    def __init__(self, zoo_model: bytes):
+        self.float = float_graph(zoo_model)
+        self.array = self.float.array
+        self.nodes = [{"op": strings(value, 4)[0], "in": strings(value, 1), "out": strings(value, 2),
+                       "attributes": [bytes(v) for n, _, v, _ in fields(value) if n == 5],
+                       "ints": int_attributes(value), "floats": float_attributes(value)}
+                      for value in self.float.nodes]
 
     def layers(self) -> list[dict]:
         """SFace's ``Conv -> BatchNormalization -> PRelu`` triples in order, with the names the new graph uses."""
@@ -160,7 +143,7 @@ FC_INPUT = "fc/input"  # the flattened output of the last convolution layer, rea
 def activation_names(zoo_model: bytes) -> list[str]:
     """The activations whose ranges :func:`build` needs: each convolution's input and output, in order, then the
     embedding layer's input."""
-    layers = _Graph(float_weights(zoo_model)).layers()
+    layers = _Graph(zoo_model).layers()
     return [name for layer in layers for name in (layer["input"], layer["output"])] + [FC_INPUT]
 
 
@@ -170,13 +153,13 @@ def build(zoo_model: bytes, ranges: dict[str, tuple[float, float]] | None = RANG
     ``expose`` adds the activations of :func:`activation_names` to the graph's outputs (for the calibration).
     Raises ValueError when the file is not SFace 2021dec or a range is missing.
     """
-    graph = _Graph(float_weights(zoo_model))
+    graph = _Graph(zoo_model)
     layers = graph.layers()
     start, end = graph.nodes.index(layers[0]["conv"]), graph.nodes.index(layers[-1]["prelu"]) + 1
     head = graph.nodes[:start]
     if [n["op"] for n in head] != ["Sub", "Mul"] or head[1]["out"][0] != layers[0]["conv"]["in"][0]:
         raise ValueError("not an SFace model: it does not start with (pixels - mean) * scale")
-    mean, scale = (float(graph.constants[n["in"][1]].reshape(-1)[0]) for n in head)
+    mean, scale = (float(graph.array(n["in"][1]).reshape(-1)[0]) for n in head)
     out = _Writer()
     out.add("Sub", [head[0]["in"][0], out.constant("pixels/zero", np.float32([128.0]))], "pixels/centred")
     out.add("Mul", ["pixels/centred", out.constant("pixels/scale", np.float32([scale]))], layers[0]["input"])
@@ -203,13 +186,11 @@ def build(zoo_model: bytes, ranges: dict[str, tuple[float, float]] | None = RANG
                          out.constant("fc/bias", bias.astype(np.float32))], output, transB=1)
     else:
         _quantized_gemm(out, weight, bias, _params(ranges, FC_INPUT), output)
-    outputs = graph.outputs + ([value_info(name, None) for name in activation_names(zoo_model)] if expose else [])
-    parts = [field(1, n) for n in out.nodes] + graph.others
-    parts += [field(5, tensor(name, array)) for name, array in out.constants.items()]
-    parts += [field(11, value) for value in graph.inputs] + [field(12, value) for value in outputs]
-    body = b"".join(parts)
-    return b"".join(field(7, body) if number == 7 else bytes(raw) for number, _, _, raw in fields(graph.model))
-
+    outputs = graph.float.outputs + ([value_info(name, None) for name in activation_names(zoo_model)] if expose
+                                     else [])
+    written = graph.float
+    return FloatGraph(written.model_fields, out.nodes, out.constants, written.inputs, outputs,
+                      written.others).to_bytes()
 
 class _Writer:
     """The nodes and constants of the graph being written."""
@@ -231,9 +212,9 @@ def _folded(graph: _Graph, layer: dict, flipped: np.ndarray) -> tuple[np.ndarray
     """(weight, bias, slope, flip) of one layer: batch normalization folded in, the signs of the input channels
     in ``flipped`` undone, output channels whose slope is above 1 flipped (``flip`` is -1 for those)."""
     conv, prelu = layer["conv"], layer["prelu"]
-    weight = graph.constants[conv["in"][1]].astype(np.float64)
+    weight = graph.array(conv["in"][1]).astype(np.float64)
     factor, shift = _affine(graph, layer["norm"])
-    slope = graph.constants[prelu["in"][1]].astype(np.float64).reshape(-1)
+    slope = graph.array(prelu["in"][1]).astype(np.float64).reshape(-1)
     flip = np.where(slope > 1, -1.0, 1.0)
     weight = weight * (factor * flip)[:, None, None, None]
     if conv["ints"].get("group", 1) > 1:  # depthwise: input channel c is output channel c
@@ -245,7 +226,7 @@ def _folded(graph: _Graph, layer: dict, flipped: np.ndarray) -> tuple[np.ndarray
 
 def _affine(graph: _Graph, norm: dict) -> tuple[np.ndarray, np.ndarray]:
     """A BatchNormalization node as ``x * factor + shift`` per channel."""
-    gamma, beta, mean, var = (graph.constants[n].astype(np.float64).reshape(-1) for n in norm["in"][1:5])
+    gamma, beta, mean, var = (graph.array(n).astype(np.float64).reshape(-1) for n in norm["in"][1:5])
     factor = gamma / np.sqrt(var + norm["floats"].get("epsilon", 1e-5))
     return factor, beta - mean * factor
 
@@ -258,14 +239,15 @@ def _embedding_layer(graph: _Graph, tail: list[dict]) -> tuple[np.ndarray, np.nd
             or tail[4]["ints"].get("transA", 0) or any(tail[4]["floats"].get(k, 1.0) != 1.0 for k in ("alpha", "beta")):
         raise ValueError("not an SFace model: it does not end with its embedding layer")
     before, gemm, after = tail[0], tail[4], tail[5]
-    weight = graph.constants[gemm["in"][1]].astype(np.float64)
-    bias = graph.constants[gemm["in"][2]].astype(np.float64)
+    weight = graph.array(gemm["in"][1])  # float32: 6.4 million weights, float64 would take twice the time
+    bias = graph.array(gemm["in"][2]).astype(np.float64)
     factor, shift = _affine(graph, before)  # per channel of the flattened (channel, row, column) input
     per_channel = weight.shape[1] // len(factor)
-    bias = bias + weight @ np.repeat(shift, per_channel)
-    weight = weight * np.repeat(factor, per_channel)[None, :]
-    factor, shift = _affine(graph, after)  # per output
-    return weight * factor[:, None], bias * factor + shift, after["out"][0]
+    bias = bias + weight.astype(np.float64) @ np.repeat(shift, per_channel)
+    out_factor, out_shift = _affine(graph, after)  # per output
+    weight = weight * np.repeat(factor, per_channel).astype(np.float32)[None, :]
+    weight *= out_factor.astype(np.float32)[:, None]
+    return weight, bias * out_factor + out_shift, after["out"][0]
 
 
 def _quantized_gemm(out: _Writer, weight: np.ndarray, bias: np.ndarray, x_params: tuple[float, int],
@@ -276,8 +258,8 @@ def _quantized_gemm(out: _Writer, weight: np.ndarray, bias: np.ndarray, x_params
     out.add("QuantizeLinear", [FC_INPUT, out.constant("fc/input/scale", np.float32(x_scale)),
                                out.constant("fc/input/zero", np.uint8(x_zero))], "fc/input/q")
     out.add("DequantizeLinear", ["fc/input/q", "fc/input/scale", "fc/input/zero"], "fc/input/dq")
-    w_scale = np.maximum(np.abs(weight).max(axis=1), 1e-12) / WEIGHT_MAX
-    w_int = np.clip(np.round(weight / w_scale[:, None]), -WEIGHT_MAX, WEIGHT_MAX).astype(np.int8)
+    w_scale = np.maximum(np.abs(weight).max(axis=1), 1e-12).astype(np.float64) / WEIGHT_MAX
+    w_int = _rounded(weight / w_scale.astype(np.float32)[:, None])
     b_scale = x_scale * w_scale
     out.add("DequantizeLinear", [out.constant("fc/weight/q", w_int),
                                  out.constant("fc/weight/scale", w_scale.astype(np.float32)),
@@ -306,7 +288,7 @@ def _quantized_layer(out: _Writer, layer: dict, weight: np.ndarray, bias: np.nda
                                out.constant(f"{source}/zero", np.uint8(x_zero))], f"{source}/q")
     out.add("DequantizeLinear", [f"{source}/q", f"{source}/scale", f"{source}/zero"], f"{source}/dq")
     w_scale = np.maximum(np.abs(weight).reshape(len(weight), -1).max(axis=1), 1e-12) / WEIGHT_MAX
-    w_int = np.clip(np.round(weight / w_scale[:, None, None, None]), -WEIGHT_MAX, WEIGHT_MAX).astype(np.int8)
+    w_int = _rounded(weight / w_scale[:, None, None, None])
     b_scale = x_scale * w_scale
     out.add("DequantizeLinear", [out.constant(f"{name}/weight/q", w_int),
                                  out.constant(f"{name}/weight/scale", w_scale.astype(np.float32)),
@@ -323,6 +305,13 @@ def _quantized_layer(out: _Writer, layer: dict, weight: np.ndarray, bias: np.nda
     out.add("DequantizeLinear", [f"{name}/q", out.constant(f"{name}/slope/scale", (slope * y_scale).astype(np.float32)),
                                  out.constant(f"{name}/slope/zero", np.full(len(slope), y_zero, np.uint8))],
             f"{name}/sloped", axis=1)
+
+
+def _rounded(scaled: np.ndarray) -> np.ndarray:
+    """``scaled`` weights rounded to int8 between -WEIGHT_MAX and WEIGHT_MAX (``scaled`` is overwritten)."""
+    np.rint(scaled, out=scaled)
+    np.clip(scaled, -WEIGHT_MAX, WEIGHT_MAX, out=scaled)
+    return scaled.astype(np.int8)
 
 
 def _params(ranges: dict[str, tuple[float, float]], name: str) -> tuple[float, int]:

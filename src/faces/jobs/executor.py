@@ -13,6 +13,7 @@ import importlib
 import logging
 import multiprocessing
 import signal
+import threading
 import time
 import traceback
 from collections import deque
@@ -158,6 +159,8 @@ class WorkerPool:
         self.ctx = context or default_context(preload)
         self.workers: list[_Worker] = []
         self._started = 0
+        self._starting: threading.Thread | None = None  # see start()
+        self._start_error: BaseException | None = None
 
     def _spawn(self) -> _Worker:
         self._started += 1
@@ -167,11 +170,32 @@ class WorkerPool:
 
     def start(self, count: int | None = None) -> WorkerPool:
         """Start the workers now (they load their models while the caller does something else): all of them,
-        or at most ``count`` (:meth:`run` starts the others when it has work for them)."""
+        or at most ``count`` (:meth:`run` starts the others when it has work for them).
+
+        The processes are started on a background thread: the first one waits for the fork server to finish its
+        imports (up to half a second), and the caller need not wait with it. :meth:`run` and :meth:`close` wait.
+        """
         wanted = self.size if count is None else min(self.size, max(1, count))
-        while len(self.workers) < wanted:
-            self._spawn()
+        self._starting = threading.Thread(target=self._start_up_to, args=(wanted,), name="faces-worker-start",
+                                          daemon=True)
+        self._starting.start()
         return self
+
+    def _start_up_to(self, wanted: int) -> None:
+        try:
+            while len(self.workers) < wanted:
+                self._spawn()
+        except BaseException as exc:  # noqa: BLE001 - raised again by wait_until_started, on the caller's thread
+            self._start_error = exc
+
+    def wait_until_started(self) -> None:
+        """Wait for :meth:`start`'s background thread; raise what it raised."""
+        if self._starting is not None:
+            self._starting.join()
+            self._starting = None
+        error, self._start_error = self._start_error, None
+        if error is not None:
+            raise WorkerStartError(f"the detection workers could not be started: {error}") from error
 
     def run(self, tasks: Iterable[tuple[Any, Any]]) -> Iterator[TaskOutcome]:
         """Process ``(key, payload)`` tasks; yield a :class:`TaskOutcome` per task as each finishes.
@@ -189,6 +213,7 @@ class WorkerPool:
         Raises:
             WorkerStartError: a worker's initializer failed (nothing more is started).
         """
+        self.wait_until_started()
         queue = deque(tasks)
         while len(self.workers) < min(self.size, len(queue)):
             self._spawn()
@@ -280,6 +305,9 @@ class WorkerPool:
 
     def close(self) -> None:
         """Stop every worker (politely, then by force; one still loading its models holds no work: at once)."""
+        if self._starting is not None:
+            self._starting.join()
+            self._starting = None
         workers, self.workers = self.workers, []
         for worker in workers:
             if worker.ready or worker.task is not None:
