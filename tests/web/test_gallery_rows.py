@@ -13,6 +13,7 @@ from sqlalchemy import DateTime, Integer, bindparam, select
 from faces.sharing.contacts import request_contact, respond
 from faces.store.models import Face, FaceState, FinderStatus, Image, ImageFinder, Name, Visibility
 from faces.web import raw_rows, views
+from tests.web.conftest import PASSWORD
 
 
 def _library(web, day):
@@ -146,3 +147,49 @@ def test_raw_rows_are_the_rows_sqlalchemy_gives(web, day):
     with pytest.raises(ValueError), web.store.session() as db:
         raw_rows.rows(db, ("test", 3), lambda: select(Image.id).where(Image.id.in_(bindparam("ids", expanding=True))),
                       {"ids": [1]})
+
+
+def test_at_most_two_pages_are_built_at_once_and_every_page_is_answered(web, day, monkeypatch):
+    """Twelve clients ask at once (the middleware's plain pages and the route's searches): pages are built two at
+    a time, the others wait their turn, and every client gets its own page."""
+    import asyncio
+    import threading
+    import time
+
+    import httpx
+
+    from faces.web.routes import images as image_routes
+
+    anna = web.user("anna")
+    for i in range(3):
+        web.image(anna, taken_at=day - timedelta(days=i))
+    building, most = 0, 0
+    lock = threading.Lock()
+    real_gallery_page = image_routes.gallery_page
+
+    def slow_gallery_page(*args, **kwargs):
+        nonlocal building, most
+        with lock:
+            building += 1
+            most = max(most, building)
+        time.sleep(0.05)  # long enough for every request to be waiting by now
+        with lock:
+            building -= 1
+        return real_gallery_page(*args, **kwargs)
+
+    monkeypatch.setattr(image_routes, "gallery_page", slow_gallery_page)
+
+    async def twelve_clients() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=web.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            token = (await client.get("/api/session")).json()["csrf_token"]
+            login = await client.post("/api/login", json={"username": "anna", "password": PASSWORD},
+                                      headers={"X-CSRF-Token": token})
+            assert login.status_code == 200
+            queries = [{"limit": 1 + i} for i in range(6)] + [{"limit": 1 + i, "guesses": "true"} for i in range(6)]
+            return await asyncio.gather(*(client.get("/api/images", params=q) for q in queries))
+
+    answers = asyncio.run(twelve_clients())
+    assert [a.status_code for a in answers] == [200] * 12
+    assert [len(a.json()["items"]) for a in answers] == [1, 2, 3, 3, 3, 3] * 2
+    assert most == image_routes.GALLERY_BUILDERS == 2

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import date
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import parse_qsl
+from weakref import WeakKeyDictionary
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import FileResponse, Response
@@ -83,7 +85,27 @@ async def gallery(request: Request, owner: int | None, cursor: str | None, limit
                                   status=status))
         return pages.put(key, page_of(body, version)) if own else page_of(body, None)
 
-    return await logged_in_work(request, page)
+    async with _builders():
+        return await logged_in_work(request, page)
+
+
+GALLERY_BUILDERS = 2  # gallery pages built at once per process; further ones wait for a free slot, in turn
+_builder_slots: WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = WeakKeyDictionary()
+
+
+def _builders() -> asyncio.Semaphore:
+    """The slots for building gallery pages in this process (its event loop).
+
+    Why at most two at once: every page is CPU work under the GIL, and Python 3.11's sqlite3 releases the GIL
+    around each column of each row it reads (some 2,000 times a page). With 20 clients' pages in 20 worker threads,
+    each release handed the GIL to another thread; `benchmarks/web.py` under load measured half the pages per
+    second and twice the CPU per page of two slots. Two rather than one: a database server's round trips of one
+    page overlap the other's work."""
+    loop = asyncio.get_running_loop()
+    slots = _builder_slots.get(loop)
+    if slots is None:
+        slots = _builder_slots[loop] = asyncio.Semaphore(GALLERY_BUILDERS)
+    return slots
 
 
 def page_response(request: Request, page: Page) -> Response:
