@@ -15,6 +15,7 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -60,6 +61,47 @@ def close_shared() -> None:
         if tool is not None and _shared["pid"] == os.getpid():
             tool.close()
         _shared.update(tool=None, pid=None)
+
+
+WARM_UP_FILES = 200  # files looked at by warm_up() for region markers
+
+
+def warm_up(paths: list[Path], settings: Any) -> threading.Thread | None:
+    """Start the shared exiftool on a background thread when one of the first files under ``paths`` may hold
+    face regions (and ``metadata.read_regions`` is on), and have it read that file once: starting exiftool and
+    loading its XMP modules takes 0.2 s, which taking the regions in after the files are added
+    (:func:`on_images_added`) then does not wait for. Looks at :data:`WARM_UP_FILES` files at most; the thread,
+    or None when there is nothing to do."""
+    if not settings.metadata.read_regions or not find_exiftool():
+        return None
+
+    def run() -> None:
+        from faces.metadata.reader import may_hold_regions, read_many
+
+        for path in _first_files(paths, WARM_UP_FILES):
+            if may_hold_regions(path):
+                try:
+                    with shared_exiftool() as tool:
+                        read_many(tool, [(path, None, None)])
+                except Exception:  # noqa: BLE001 - the import itself reports what goes wrong
+                    log.debug("warming exiftool up failed", exc_info=True)
+                return
+
+    thread = threading.Thread(target=run, name="faces-exiftool-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
+def _first_files(paths: list[Path], limit: int) -> Iterator[Path]:
+    """Up to ``limit`` regular files: those of ``paths`` first, then files found under the folders."""
+    count = 0
+    for path in paths:
+        found = [path] if path.is_file() else (p for p in path.rglob("*") if p.is_file())
+        for file in found:
+            if count == limit:
+                return
+            count += 1
+            yield file
 
 
 class _BoundStore:
