@@ -293,7 +293,9 @@ def _embedder(model: np.ndarray, engine: str):
     in ``cv2.dnn`` (float32).
     """
     if engine == "onnxruntime":
-        session = single_thread_session(_int8_sface(model))
+        # with a memory arena: 8.6 ms a face instead of 11 when other work (YuNet, decoding, the worker's memory
+        # trims) runs between faces, for 15-20 MB more per worker
+        session = single_thread_session(_int8_sface(model), arena=True)
         name = session.get_inputs()[0].name
         return lambda blob: session.run(None, {name: blob})[0]
     net = cv2.dnn.readNetFromONNX(model)

@@ -21,8 +21,9 @@ def single_thread_session(model: bytes, arena: bool = False):
 
     Detection runs one worker process per core, so a session starts no threads of its own. Memory: with ``arena``
     the session keeps the buffers of its biggest run for the next ones, which YuNet needs (without it, 60 % more
-    CPU on photos of varying sizes); for the small inputs of the embedders it only holds memory (25 MB each in a
-    worker). Memory patterns (buffers planned per input shape) are off: the same speed, 35 MB less for YuNet.
+    CPU on photos of varying sizes) and the 8-bit SFace too (25 % more CPU without, 15-20 MB less); for the dlib
+    ResNet it only holds memory (25 MB in a worker). Memory patterns (buffers planned per input shape) are off:
+    the same speed, 35 MB less for YuNet.
     Measured on the photos of benchmarks/scan.py, both finders in one process: 346 MB RSS after a photo instead
     of 430 MB with onnxruntime's defaults, with the same CPU time.
     """
