@@ -32,10 +32,11 @@ SAMPLES_PER_FACE = 20000  # values kept of each activation of each face (the big
 def group_photos(data: Path) -> list[Path]:
     """Photos of several people: not in identities.csv, so not part of the recognition benchmark."""
     singles = {row[0] for row in csv.reader((data / "identities.csv").open())}
-    files = [data / "group_photos" / "serengil_retinaface" / "img3.jpg", data / "facenet_pytorch_data" / "multiface.jpg",
-             data / "insightface_samples" / "python-package" / "t1.jpg", data / "deepface_unit" / "couple.jpg",
-             data / "deepface_unit" / "selfie-many-people.jpg"]
-    files += sorted((data / "faceapi_bbt" / "scenes").glob("*.jpg")) + sorted((data / "dlib_faces_gt" / "dev").glob("*.jpg"))
+    files = [data / name for name in ("group_photos/serengil_retinaface/img3.jpg", "facenet_pytorch_data/multiface.jpg",
+                                      "insightface_samples/python-package/t1.jpg", "deepface_unit/couple.jpg",
+                                      "deepface_unit/selfie-many-people.jpg")]
+    files += sorted((data / "faceapi_bbt" / "scenes").glob("*.jpg"))
+    files += sorted((data / "dlib_faces_gt" / "dev").glob("*.jpg"))
     files += [p for p in sorted((data / "wikimedia_commons_people").rglob("*.jpg"))
               if str(p.relative_to(data)) not in singles]
     return [f for f in files if f.is_file() and "dogs" not in f.name]
@@ -101,9 +102,9 @@ def embeddings(model: bytes, faces: np.ndarray) -> np.ndarray:
 def write_ranges(ranges: dict[str, tuple[float, float]]) -> None:
     path = ROOT / "src" / "faces" / "finders" / "sface_int8.py"
     lines = "".join(f"    {name!r}: ({low:.6g}, {high:.6g}),\n" for name, (low, high) in ranges.items())
-    text = re.sub(r"RANGES: dict\[str, tuple\[float, float\]\] = \{.*?\n\}\n|RANGES: dict\[str, tuple\[float, float\]\] = \{\}\n",
-                  lambda _: "RANGES: dict[str, tuple[float, float]] = {\n" + lines + "}\n",
-                  path.read_text(), count=1, flags=re.S)
+    head = "RANGES: dict[str, tuple[float, float]] = {"
+    text = re.sub(re.escape(head) + r"(\}\n|\n.*?\n\}\n)", lambda _: head + "\n" + lines + "}\n", path.read_text(),
+                  count=1, flags=re.S)
     path.write_text(text)
     print(f"wrote {len(ranges)} ranges into {path.relative_to(ROOT)}")
 

@@ -192,6 +192,7 @@ def build(zoo_model: bytes, ranges: dict[str, tuple[float, float]] | None = RANG
     return FloatGraph(written.model_fields, out.nodes, out.constants, written.inputs, outputs,
                       written.others).to_bytes()
 
+
 class _Writer:
     """The nodes and constants of the graph being written."""
 
@@ -234,9 +235,11 @@ def _affine(graph: _Graph, norm: dict) -> tuple[np.ndarray, np.ndarray]:
 def _embedding_layer(graph: _Graph, tail: list[dict]) -> tuple[np.ndarray, np.ndarray, str]:
     """SFace's last nodes (batch normalization, dropout, flatten, fully connected, batch normalization) as one
     fully connected layer of the flattened convolution output: (weight (128, n), bias, the output's name)."""
-    if [n["op"] for n in tail] != ["BatchNormalization", "Constant", "Dropout", "Flatten", "Gemm",
-                                   "BatchNormalization"] or tail[4]["ints"].get("transB") != 1 \
-            or tail[4]["ints"].get("transA", 0) or any(tail[4]["floats"].get(k, 1.0) != 1.0 for k in ("alpha", "beta")):
+    ops = [n["op"] for n in tail]
+    gemm = tail[4] if len(tail) > 4 else {"ints": {}, "floats": {}}
+    if ops != ["BatchNormalization", "Constant", "Dropout", "Flatten", "Gemm", "BatchNormalization"] \
+            or gemm["ints"].get("transB") != 1 or gemm["ints"].get("transA", 0) \
+            or any(gemm["floats"].get(k, 1.0) != 1.0 for k in ("alpha", "beta")):
         raise ValueError("not an SFace model: it does not end with its embedding layer")
     before, gemm, after = tail[0], tail[4], tail[5]
     weight = graph.array(gemm["in"][1])  # float32: 6.4 million weights, float64 would take twice the time
@@ -254,20 +257,9 @@ def _quantized_gemm(out: _Writer, weight: np.ndarray, bias: np.ndarray, x_params
                     output: str) -> None:
     """The embedding layer on the 8-bit flattened input, int8 weights per output and an int32 bias; its
     output stays float (onnxruntime's QGemm)."""
-    x_scale, x_zero = x_params
-    out.add("QuantizeLinear", [FC_INPUT, out.constant("fc/input/scale", np.float32(x_scale)),
-                               out.constant("fc/input/zero", np.uint8(x_zero))], "fc/input/q")
-    out.add("DequantizeLinear", ["fc/input/q", "fc/input/scale", "fc/input/zero"], "fc/input/dq")
-    w_scale = np.maximum(np.abs(weight).max(axis=1), 1e-12).astype(np.float64) / WEIGHT_MAX
-    w_int = _rounded(weight / w_scale.astype(np.float32)[:, None])
-    b_scale = x_scale * w_scale
-    out.add("DequantizeLinear", [out.constant("fc/weight/q", w_int),
-                                 out.constant("fc/weight/scale", w_scale.astype(np.float32)),
-                                 out.constant("fc/weight/zero", np.zeros(len(w_int), np.int8))], "fc/weight", axis=0)
-    out.add("DequantizeLinear", [out.constant("fc/bias/q", np.round(bias / b_scale).astype(np.int32)),
-                                 out.constant("fc/bias/scale", b_scale.astype(np.float32)),
-                                 out.constant("fc/bias/zero", np.zeros(len(w_int), np.int32))], "fc/bias", axis=0)
-    out.add("Gemm", ["fc/input/dq", "fc/weight", "fc/bias"], output, transB=1)
+    x_dq = _quantized_input(out, FC_INPUT, *x_params)
+    w_name, b_name = _quantized_weights(out, "fc", weight, bias, x_params[0])
+    out.add("Gemm", [x_dq, w_name, b_name], output, transB=1)
 
 
 def _float_layer(out: _Writer, layer: dict, weight: np.ndarray, bias: np.ndarray, slope: np.ndarray) -> None:
@@ -280,31 +272,44 @@ def _float_layer(out: _Writer, layer: dict, weight: np.ndarray, bias: np.ndarray
 
 def _quantized_layer(out: _Writer, layer: dict, weight: np.ndarray, bias: np.ndarray, slope: np.ndarray,
                      x_params: tuple[float, int], y_params: tuple[float, int]) -> None:
-    """``QuantizeLinear -> DequantizeLinear`` of the input, the convolution on dequantized int8 weights and int32
-    bias, ``QuantizeLinear`` of its output and two ``DequantizeLinear`` of that: plain and times the slopes."""
-    source, name = layer["input"], layer["output"]
-    (x_scale, x_zero), (y_scale, y_zero) = x_params, y_params
-    out.add("QuantizeLinear", [source, out.constant(f"{source}/scale", np.float32(x_scale)),
-                               out.constant(f"{source}/zero", np.uint8(x_zero))], f"{source}/q")
-    out.add("DequantizeLinear", [f"{source}/q", f"{source}/scale", f"{source}/zero"], f"{source}/dq")
-    w_scale = np.maximum(np.abs(weight).reshape(len(weight), -1).max(axis=1), 1e-12) / WEIGHT_MAX
-    w_int = _rounded(weight / w_scale[:, None, None, None])
-    b_scale = x_scale * w_scale
-    out.add("DequantizeLinear", [out.constant(f"{name}/weight/q", w_int),
-                                 out.constant(f"{name}/weight/scale", w_scale.astype(np.float32)),
-                                 out.constant(f"{name}/weight/zero", np.zeros(len(w_int), np.int8))],
-            f"{name}/weight", axis=0)
-    out.add("DequantizeLinear", [out.constant(f"{name}/bias/q", np.round(bias / b_scale).astype(np.int32)),
-                                 out.constant(f"{name}/bias/scale", b_scale.astype(np.float32)),
-                                 out.constant(f"{name}/bias/zero", np.zeros(len(w_int), np.int32))],
-            f"{name}/bias", axis=0)
-    out.add("Conv", [f"{source}/dq", f"{name}/weight", f"{name}/bias"], f"{name}/float", layer["conv"]["attributes"])
+    """The 8-bit input, the convolution on int8 weights and an int32 bias, ``QuantizeLinear`` of its output and two
+    ``DequantizeLinear`` of that: plain, and times the slopes."""
+    name = layer["output"]
+    x_dq = _quantized_input(out, layer["input"], *x_params)
+    w_name, b_name = _quantized_weights(out, name, weight, bias, x_params[0])
+    out.add("Conv", [x_dq, w_name, b_name], f"{name}/float", layer["conv"]["attributes"])
+    y_scale, y_zero = y_params
     out.add("QuantizeLinear", [f"{name}/float", out.constant(f"{name}/scale", np.float32(y_scale)),
                                out.constant(f"{name}/zero", np.uint8(y_zero))], f"{name}/q")
     out.add("DequantizeLinear", [f"{name}/q", f"{name}/scale", f"{name}/zero"], name)
     out.add("DequantizeLinear", [f"{name}/q", out.constant(f"{name}/slope/scale", (slope * y_scale).astype(np.float32)),
                                  out.constant(f"{name}/slope/zero", np.full(len(slope), y_zero, np.uint8))],
             f"{name}/sloped", axis=1)
+
+
+def _quantized_input(out: _Writer, name: str, scale: float, zero: int) -> str:
+    """``QuantizeLinear -> DequantizeLinear`` of activation ``name`` (uint8); the name of what they give."""
+    out.add("QuantizeLinear", [name, out.constant(f"{name}/scale", np.float32(scale)),
+                               out.constant(f"{name}/zero", np.uint8(zero))], f"{name}/q")
+    return out.add("DequantizeLinear", [f"{name}/q", f"{name}/scale", f"{name}/zero"], f"{name}/dq")
+
+
+def _quantized_weights(out: _Writer, name: str, weight: np.ndarray, bias: np.ndarray,
+                       x_scale: float) -> tuple[str, str]:
+    """``weight`` as int8 per output (first axis) and ``bias`` as int32 at the scale of input times weight,
+    each behind a ``DequantizeLinear``; the names of the two."""
+    w_scale = np.maximum(np.abs(weight).reshape(len(weight), -1).max(axis=1), 1e-12).astype(np.float64) / WEIGHT_MAX
+    w_int = _rounded(weight / w_scale.astype(weight.dtype).reshape((-1,) + (1,) * (weight.ndim - 1)))
+    b_scale = x_scale * w_scale
+    w_name = out.add("DequantizeLinear", [out.constant(f"{name}/weight/q", w_int),
+                                          out.constant(f"{name}/weight/scale", w_scale.astype(np.float32)),
+                                          out.constant(f"{name}/weight/zero", np.zeros(len(w_int), np.int8))],
+                     f"{name}/weight", axis=0)
+    b_name = out.add("DequantizeLinear", [out.constant(f"{name}/bias/q", np.round(bias / b_scale).astype(np.int32)),
+                                          out.constant(f"{name}/bias/scale", b_scale.astype(np.float32)),
+                                          out.constant(f"{name}/bias/zero", np.zeros(len(w_int), np.int32))],
+                     f"{name}/bias", axis=0)
+    return w_name, b_name
 
 
 def _rounded(scaled: np.ndarray) -> np.ndarray:
