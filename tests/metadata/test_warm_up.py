@@ -40,3 +40,35 @@ def test_nothing_happens_when_regions_are_not_read(photo, settings):
     settings.metadata.read_regions = False
     assert subscribers.warm_up([photo(WITH_REGIONS)], settings) is None
     assert not _running()
+
+
+def test_the_shared_exiftool_outlives_the_thread_that_started_it():
+    """pyexiftool has Linux stop exiftool when the thread that started it ends; a web worker thread or the scan's
+    warm-up thread ends, and the next user of the shared exiftool must still find it running."""
+    import threading
+    import time
+
+    started: list[int] = []
+
+    def first_user() -> None:
+        with subscribers.shared_exiftool() as tool:
+            tool.run("-ver")
+            started.append(tool.pid)
+
+    thread = threading.Thread(target=first_user)
+    thread.start()
+    thread.join(timeout=30)
+    time.sleep(0.5)  # time for a signal to arrive
+    answers: list[str] = []
+
+    def second_user() -> None:
+        with subscribers.shared_exiftool() as tool:
+            answers.append(tool.run("-ver").stdout.strip())
+            answers.append(tool.pid)
+
+    later = threading.Thread(target=second_user, daemon=True)
+    later.start()
+    later.join(timeout=30)
+    assert not later.is_alive(), "the shared exiftool hangs"
+    assert answers and answers[0][:2].isdigit()
+    assert answers[1] == started[0]  # the same process, not one started again

@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import queue
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,7 +40,7 @@ def shared_exiftool() -> Iterator[ExifTool]:
     with _lock:
         tool = _shared["tool"]
         if tool is None or _shared["pid"] != os.getpid():
-            tool = ExifTool().start()
+            tool = _start_on_keeper_thread()
             _shared.update(tool=tool, pid=os.getpid())
         try:
             yield tool
@@ -52,6 +53,37 @@ def shared_exiftool() -> Iterator[ExifTool]:
             finally:
                 _shared.update(tool=None, pid=None)
             raise
+
+
+_keeper: dict[str, Any] = {"requests": None, "pid": None}
+
+
+def _start_on_keeper_thread() -> ExifTool:
+    """A started ExifTool, started by a thread that lives as long as the process.
+
+    pyexiftool asks Linux to stop exiftool when the *thread* that started it ends (``PR_SET_PDEATHSIG``), and the
+    threads that use the shared exiftool do end: a web server's worker threads, the scan's warm-up thread. An
+    exiftool stopped in the middle of a command leaves pyexiftool reading its pipe forever.
+    """
+    if _keeper["pid"] != os.getpid():
+        requests: queue.Queue = queue.Queue()
+
+        def keep() -> None:
+            while True:
+                answer = requests.get()
+                try:
+                    answer.put(ExifTool().start())
+                except BaseException as exc:  # noqa: BLE001 - handed to the thread that asked
+                    answer.put(exc)
+
+        threading.Thread(target=keep, name="faces-exiftool-keeper", daemon=True).start()
+        _keeper.update(requests=requests, pid=os.getpid())
+    answer: queue.Queue = queue.Queue()
+    _keeper["requests"].put(answer)
+    started = answer.get()
+    if isinstance(started, BaseException):
+        raise started
+    return started
 
 
 def close_shared() -> None:
