@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from collections.abc import Callable, Sequence
 from functools import lru_cache
 
 from fastapi import HTTPException, Response
@@ -317,9 +317,11 @@ def _page_statement(shape: _PageShape, visible: ColumnElement[bool]) -> Select:
         ids = ids.add_columns(_IMAGES.c.sort_at)
         same_moment = ids.where(_IMAGES.c.sort_at == at, _IMAGES.c.id < last_id).order_by(*newest_first).limit(limit)
         older = ids.where(_IMAGES.c.sort_at < at).order_by(*newest_first).limit(limit)
-        both = union_all(*(select(arm.c.id, arm.c.sort_at) for arm in (same_moment.subquery("same_moment"),
-                                                                       older.subquery("older")))).subquery("candidates")
-        page = select(both.c.id).order_by(both.c.sort_at.desc(), both.c.id.desc()).limit(limit).subquery("page")
+        candidates = union_all(*(select(arm.c.id, arm.c.sort_at) for arm in (same_moment.subquery("same_moment"),
+                                                                             older.subquery("older"))))
+        candidates = candidates.subquery("candidates")
+        page = (select(candidates.c.id).order_by(candidates.c.sort_at.desc(), candidates.c.id.desc()).limit(limit)
+                .subquery("page"))
     else:
         page = ids.order_by(*newest_first).limit(limit).subquery("page")
     return select(*_IMAGE_COLUMNS).join_from(_IMAGES, page, _IMAGES.c.id == page.c.id).order_by(*newest_first)
