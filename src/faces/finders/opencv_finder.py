@@ -328,8 +328,9 @@ def _int8_sface(model: np.ndarray) -> bytes:
 
 def prebuild_sface() -> None:
     """Build the 8-bit SFace of the installed model file now (0.2 s), when onnxruntime will run it."""
+    folder = default_model_dir()
     if cv2 is not None and detector_engine() == "onnxruntime":
-        _int8_sface(_read_verified(EMBEDDER_FILE, (default_model_dir() or Path()) / EMBEDDER_FILE))
+        _int8_sface(_read_verified(EMBEDDER_FILE, folder / EMBEDDER_FILE if folder is not None else None))
 
 
 def detector_engine() -> str:
