@@ -72,3 +72,32 @@ def test_the_shared_exiftool_outlives_the_thread_that_started_it():
     assert not later.is_alive(), "the shared exiftool hangs"
     assert answers and answers[0][:2].isdigit()
     assert answers[1] == started[0]  # the same process, not one started again
+
+
+def test_a_killed_exiftool_ends_its_command_with_an_error_and_the_next_command_gets_a_new_one():
+    """exiftool killed in the middle of a command (out of memory, say): the command fails at once instead of
+    reading the dead pipe forever, and the next user of the shared exiftool gets a fresh one."""
+    import os
+    import signal
+    import threading
+
+    from faces.metadata.exiftool import ExifToolDied
+
+    outcome: list[BaseException | str] = []
+
+    def long_command() -> None:
+        try:
+            with subscribers.shared_exiftool() as tool:
+                threading.Timer(0.3, os.kill, (tool.pid, signal.SIGKILL)).start()
+                tool.run("-r", "-j", "-fast2", "/usr")  # reads thousands of files: still running when killed
+            outcome.append("finished")
+        except BaseException as exc:  # noqa: BLE001 - what the test looks at
+            outcome.append(exc)
+
+    worker = threading.Thread(target=long_command, daemon=True)
+    worker.start()
+    worker.join(timeout=30)
+    assert not worker.is_alive(), "the command hangs on a dead exiftool"
+    assert isinstance(outcome[0], ExifToolDied)
+    with subscribers.shared_exiftool() as tool:
+        assert tool.run("-ver").stdout.strip()[:2].isdigit()

@@ -97,6 +97,7 @@ class ExifTool:
         except ImportError:
             raise ExifToolUnavailable("the Python package pyexiftool is missing; install it with "
                                       "'pip install pyexiftool'") from None
+        _stop_reading_at_end_of_file()
         self._config = _config_file()
         tool = pyexiftool.ExifTool(executable=self.executable, common_args=[], config_file=self._config,
                                    encoding="utf-8")
@@ -151,6 +152,36 @@ class ExifTool:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+class ExifToolDied(RuntimeError):
+    """exiftool stopped in the middle of a command (killed, out of memory)."""
+
+
+def _read_until(fd: int, ending: bytes, block_size: int) -> bytes:
+    """Read ``fd`` until what was read ends with ``ending`` (whitespace aside); raise ExifToolDied at the end of
+    the file. pyexiftool's own reader (0.5.6) reads on forever, at 100 % CPU, once exiftool is gone."""
+    import select
+
+    chunks: list[bytes] = []
+    tail = b""
+    while not tail.strip().endswith(ending):
+        select.select([fd], [], [])
+        chunk = os.read(fd, block_size)
+        if not chunk:
+            raise ExifToolDied("exiftool stopped in the middle of a command")
+        chunks.append(chunk)
+        tail = (tail + chunk)[-(len(ending) + 4 + block_size):]
+    return b"".join(chunks)
+
+
+def _stop_reading_at_end_of_file() -> None:
+    """Have pyexiftool read exiftool's answers with :func:`_read_until` (where its module has the reader it
+    replaces: pyexiftool 0.5.x on a system with ``select`` on pipes)."""
+    import exiftool.exiftool as module
+
+    if os.name == "posix" and hasattr(module, "_read_fd_endswith"):
+        module._read_fd_endswith = _read_until
 
 
 class OneShotExifTool(ExifTool):
