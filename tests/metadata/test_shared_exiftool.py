@@ -1,5 +1,6 @@
-"""faces scan gets exiftool ready while it adds the files (faces.metadata.subscribers.warm_up): only when one of the
-files may hold face regions and reading them is on."""
+"""The process's shared exiftool (faces.metadata.subscribers): warmed up by faces scan while it adds the files, only
+when one of them may hold face regions and reading them is on; alive as long as the process, whichever thread
+started it; and started again when it dies in the middle of a command."""
 
 from __future__ import annotations
 
