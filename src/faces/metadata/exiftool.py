@@ -171,7 +171,7 @@ def _read_until(fd: int, ending: bytes, block_size: int) -> bytes:
         if not chunk:
             raise ExifToolDied("exiftool stopped in the middle of a command")
         chunks.append(chunk)
-        tail = (tail + chunk)[-(len(ending) + 4 + block_size):]
+        tail = (tail + chunk)[-(len(ending) + 4):]  # as much as pyexiftool looks at
     return b"".join(chunks)
 
 

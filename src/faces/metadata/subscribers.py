@@ -62,8 +62,8 @@ def _start_on_keeper_thread() -> ExifTool:
     """A started ExifTool, started by a thread that lives as long as the process.
 
     pyexiftool asks Linux to stop exiftool when the *thread* that started it ends (``PR_SET_PDEATHSIG``), and the
-    threads that use the shared exiftool do end: a web server's worker threads, the scan's warm-up thread. An
-    exiftool stopped in the middle of a command leaves pyexiftool reading its pipe forever.
+    threads that use the shared exiftool do end: a web server's worker threads, the scan's warm-up thread; the
+    command it was running would fail (see ``faces.metadata.exiftool.ExifToolDied``).
     """
     if _keeper["pid"] != os.getpid():
         requests: queue.Queue = queue.Queue()
