@@ -62,10 +62,9 @@ def scan(
     from faces.jobs.pipeline import finder_names, start_workers
 
     settings = _apply_options(finders, workers)
-    if settings.metadata.read_regions:
-        from faces.metadata.subscribers import warm_up
+    from faces.metadata.subscribers import warm_up
 
-        warm_up([p.expanduser() for p in paths], settings)  # exiftool gets ready while the files are added
+    warm_up([p.expanduser() for p in paths], settings)  # exiftool gets ready while the files are added
     store = context.store()
     owner_id = context.owner_id()
     names = finder_names(settings)

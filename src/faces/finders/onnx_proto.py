@@ -142,23 +142,22 @@ def read_tensor(message: bytes) -> tuple[str, np.ndarray]:
 
 def int_attributes(node: bytes) -> dict[str, int]:
     """The int attributes of a NodeProto, by name."""
-    out = {}
-    for number, _, value, _ in fields(node):
-        if number == 5:
-            attribute = {n: v for n, _, v, _ in fields(value)}
-            if 3 in attribute:
-                out[bytes(attribute[1]).decode()] = attribute[3]
-    return out
+    return _attributes(node, 3, int)
 
 
 def float_attributes(node: bytes) -> dict[str, float]:
     """The float attributes of a NodeProto, by name."""
+    return _attributes(node, 2, lambda raw: float(np.frombuffer(bytes(raw), "<f4")[0]))
+
+
+def _attributes(node: bytes, number: int, value) -> dict:  # noqa: ANN001 - value: the field's bytes or int -> value
+    """The attributes of a NodeProto that have AttributeProto field ``number`` (2: f, 3: i), by name."""
     out = {}
-    for number, _, value, _ in fields(node):
-        if number == 5:
-            attribute = {n: v for n, _, v, _ in fields(value)}
-            if 2 in attribute:
-                out[bytes(attribute[1]).decode()] = float(np.frombuffer(bytes(attribute[2]), "<f4")[0])
+    for field_number, _, attribute, _ in fields(node):
+        if field_number == 5:
+            parts = {n: v for n, _, v, _ in fields(attribute)}
+            if number in parts:
+                out[bytes(parts[1]).decode()] = value(parts[number])
     return out
 
 

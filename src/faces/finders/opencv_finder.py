@@ -286,7 +286,7 @@ def _detector(model: np.ndarray, score_threshold: float, engine: str):
 
 
 def _embedder(model: np.ndarray, engine: str):
-    """SFace from the model file's bytes, as a function of a (1, 3, 112, 112) blob giving the embedding.
+    """SFace from the model file's (verified) bytes, as a function of a (1, 3, 112, 112) blob giving the embedding.
 
     In onnxruntime when ``engine`` says so, computing on 8-bit numbers (:mod:`faces.finders.sface_int8`: 8.4 ms a
     face instead of 16 in float32; the embeddings agree with the float ones to a cosine similarity of 0.99), else
@@ -311,19 +311,17 @@ def _embedder_engine(engine: str) -> str:
     return "onnxruntime, 8-bit activations" if engine == "onnxruntime" else engine
 
 
-# SHA-256 of a verified zoo SFace file -> its 8-bit model (ONNX bytes), built once per process; the detection fork
-# server builds it before any worker forks (see faces.finders.prebuild), so that the workers share it.
-_built_sface: dict[str, bytes] = {}
+# The 8-bit model (ONNX bytes) of the zoo SFace file, built once per process; the detection fork server builds it
+# before any worker forks (see faces.finders.prebuild), so that the workers share it.
+_built_sface: list[bytes] = []
 
 
 def _int8_sface(model: np.ndarray) -> bytes:
-    """:func:`faces.finders.sface_int8.build` of the (verified) zoo file ``model``, once per process."""
-    import hashlib
-
-    digest = hashlib.sha256(model).hexdigest()
-    if digest not in _built_sface:
-        _built_sface[digest] = sface_int8.build(model.tobytes())
-    return _built_sface[digest]
+    """:func:`faces.finders.sface_int8.build` of the zoo file ``model``, once per process. ``model`` has passed
+    :func:`_read_verified`, so its bytes are those of the pinned SHA-256: the same every time."""
+    if not _built_sface:
+        _built_sface.append(sface_int8.build(model.tobytes()))
+    return _built_sface[0]
 
 
 def prebuild_sface() -> None:
