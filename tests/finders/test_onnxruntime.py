@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from faces.finders import sface_int8
 from faces.finders.onnx_proto import dequantize, fields, float_weights
@@ -123,6 +125,34 @@ def test_blockwise_dequantize_follows_onnx():
     expected = np.array([[0.0, 0.5, 3.0, 4.0, 0.0], [-1.0, -2.0, -0.25, -0.5, -20.0]], np.float32)
     np.testing.assert_array_equal(dequantize(x, scale, zero, axis=1, block_size=2), expected)
     np.testing.assert_array_equal(dequantize(x[0], np.float32(2), np.int8(1)), (x[0] - 1) * 2)
+
+
+@st.composite
+def _blocked_tensors(draw):  # noqa: ANN001, ANN202 - a strategy
+    """An int8 tensor of 1 to 3 dimensions, an axis, a block size, and a scale and zero point per block."""
+    shape = draw(st.lists(st.integers(1, 7), min_size=1, max_size=3))
+    axis = draw(st.integers(0, len(shape) - 1))
+    block = draw(st.integers(1, 5))
+    blocks = -(-shape[axis] // block)
+    param_shape = shape[:axis] + [blocks] + shape[axis + 1:]
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    x = rng.integers(-128, 128, shape).astype(np.int8)
+    scale = rng.uniform(0.01, 4, param_shape).astype(np.float32)
+    zero = rng.integers(-128, 128, param_shape).astype(np.int8)
+    return x, scale, zero, axis, block
+
+
+@given(_blocked_tensors())
+def test_blockwise_dequantize_matches_the_onnx_definition(case):
+    """ONNX defines a blocked scale as repeated ``block_size`` times along ``axis`` and cut to ``x``'s length."""
+    x, scale, zero, axis, block = case
+    cut = (slice(None),) * axis + (slice(0, x.shape[axis]),)
+    full_scale = np.repeat(scale, block, axis=axis)[cut]
+    full_zero = np.repeat(zero, block, axis=axis)[cut].astype(np.float32)
+    expected = (x.astype(np.float32) - full_zero) * full_scale
+    got = dequantize(x, scale, zero, axis=axis, block_size=block)
+    assert got.dtype == np.float32 and got.flags.c_contiguous
+    np.testing.assert_array_equal(got, expected)
 
 
 def test_float_weights_leaves_no_quantized_node_and_opens_the_input_shape(model):

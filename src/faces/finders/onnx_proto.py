@@ -163,20 +163,37 @@ def _attributes(node: bytes, number: int, value) -> dict:  # noqa: ANN001 - valu
 
 def dequantize(x: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, axis: int = 1,
                block_size: int = 0) -> np.ndarray:
-    """ONNX ``DequantizeLinear``: ``(x - zero_point) * scale``, per tensor, per axis or per block along ``axis``."""
-    x = x.astype(np.float32)
+    """ONNX ``DequantizeLinear``: ``(x - zero_point) * scale``, per tensor, per axis or per block along ``axis``.
+
+    Blocks are computed on ``x`` seen as ``(..., blocks, block_size, ...)``, with the scales broadcast over
+    each block (repeating them to ``x``'s shape took 0.24 s on SFace's weights, this 0.03 s)."""
+    scale = np.asarray(scale, np.float32)
+    zero = np.asarray(zero_point).astype(np.float32)
     if scale.ndim == 0:
-        return (x - np.float32(zero_point)) * scale
+        out = x.astype(np.float32)
+        out -= zero
+        out *= scale
+        return out
     axis %= x.ndim
-    if block_size:
-        cut = (slice(None),) * axis + (slice(0, x.shape[axis]),)
-        scale = np.repeat(scale, block_size, axis=axis)[cut]
-        zero_point = np.repeat(zero_point, block_size, axis=axis)[cut]
-    else:
+    if not block_size:
         shape = [1] * x.ndim
         shape[axis] = -1
-        scale, zero_point = scale.reshape(shape), zero_point.reshape(shape)
-    return ((x - zero_point.astype(np.float32)) * scale).astype(np.float32)
+        out = x.astype(np.float32)
+        out -= zero.reshape(shape)
+        out *= scale.reshape(shape)
+        return out
+    length, blocks = x.shape[axis], scale.shape[axis]
+    if blocks * block_size != length:  # the last block is short: pad it, cut it off after
+        padding = [(0, 0)] * x.ndim
+        padding[axis] = (0, blocks * block_size - length)
+        x = np.pad(x, padding)
+    out = x.reshape(x.shape[:axis] + (blocks, block_size) + x.shape[axis + 1:]).astype(np.float32)
+    out -= np.expand_dims(zero, axis + 1)
+    out *= np.expand_dims(scale, axis + 1)
+    out = out.reshape(x.shape)
+    if out.shape[axis] != length:
+        out = np.ascontiguousarray(out[(slice(None),) * axis + (slice(0, length),)])
+    return out
 
 
 @dataclass
