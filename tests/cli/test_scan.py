@@ -199,3 +199,16 @@ def test_selfcheck_reports_both_finders(cli):
 def test_scan_of_a_missing_path_fails_clearly(cli, tmp_path):
     proc = cli("scan", tmp_path / "nowhere", expect=1)
     assert "no such file or folder" in proc.stderr
+
+
+def test_a_finished_scan_leaves_its_sqlite_database_in_one_file(cli, settings, data_root):
+    """The scan skips the interpreter's teardown (faces.quick_exit), but closes its database connections first:
+    SQLite folds its write-ahead log into the file, so copying faces.db alone is a whole backup."""
+    url = settings.resolved_database_url
+    if not url.startswith("sqlite"):
+        return  # the other backends keep no file here
+    summary = cli.json("scan", "--json", data_root / "dlib_faces_gt" / "dev" / LABELLED[0])
+    assert summary["faces"] == 3
+    database = Path(url.removeprefix("sqlite:///"))
+    assert database.is_file()
+    assert not database.with_name(database.name + "-wal").exists()

@@ -53,6 +53,13 @@ def store() -> Store:
     return _state["store"]
 
 
+def close() -> None:
+    """Close the store's connections, when this invocation opened it (SQLite then folds its log into the file)."""
+    if _state["store"] is not None:
+        _state["store"].dispose()
+        _state["store"] = None
+
+
 def username() -> str | None:
     """The ``--user`` option (None: the default admin library)."""
     return _state["username"]

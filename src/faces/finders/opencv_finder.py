@@ -312,7 +312,7 @@ def _embedder_engine(engine: str) -> str:
 
 
 # The 8-bit model (ONNX bytes) of the zoo SFace file, built once per process; the detection fork server builds it
-# before any worker forks (see faces.finders.prebuild), so that the workers share it.
+# before any worker forks (see faces.jobs.fork_server), so that the workers share it.
 _built_sface: list[bytes] = []
 
 
