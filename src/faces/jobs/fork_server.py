@@ -1,9 +1,9 @@
 """Imported by the detection workers' fork server only (``faces.jobs.WORKER_PRELOAD``), after the workers'
 libraries: what the fork server does once besides importing them.
 
-- It builds the opencv finder's 8-bit SFace (0.1 s of CPU), which every worker would otherwise build on its
-  own at start, when both cores are busiest; the workers fork with it. Whatever fails here is left to the
-  workers, which load the models themselves and say what went wrong.
+- It makes the opencv finder's onnxruntime sessions (YuNet, and SFace on 8-bit numbers: 0.15 s of CPU), which
+  every worker would otherwise make on its own at start, when both cores are busiest; the workers fork with
+  them. Whatever fails here is left to the workers, which load the models themselves and say what went wrong.
 - It ends without the interpreter's teardown (see :mod:`faces.quick_exit`): the fork server holds the
   standard streams of ``faces scan``, and a caller reading them to their end would wait for that teardown.
 """
@@ -15,8 +15,8 @@ from faces.quick_exit import arm
 arm()(0)
 
 try:
-    from faces.finders.opencv_finder import prebuild_sface
+    from faces.finders.opencv_finder import prebuild_sessions
 
-    prebuild_sface()
+    prebuild_sessions()
 except Exception:  # noqa: BLE001, S110 - the fork server must start; the workers report model problems
     pass
