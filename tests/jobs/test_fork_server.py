@@ -3,43 +3,44 @@ it. A worker forked after that must find exactly what a worker that made its own
 
 from __future__ import annotations
 
-import multiprocessing
+import json
+import subprocess
+import sys
+import textwrap
 
 import pytest
 
-from faces.config import load_settings
-from faces.jobs import detect
+from tests.conftest import ROOT
 
 pytest.importorskip("onnxruntime")
 PHOTOS = ["wikimedia_commons_people/bildes/Rumba_Kings_Band_Group_Photo_2023.jpg",  # 13 faces
           "dlib_faces_gt/dev/2008_001322.jpg"]
 
+# Run in a new process: its fork server is started here with the detection workers' preload, as by `faces scan`
+# (a test process's fork server may have been started by another test, with another preload).
+SCRIPT = textwrap.dedent("""
+    import json, multiprocessing, sys
+    from faces.config import load_settings
+    from faces.jobs import WORKER_PRELOAD
+    from faces.jobs.executor import WorkerPool
 
-def _detect(settings, paths: list[str]) -> list[list[tuple]]:
-    """Load the opencv finder in this process and return, per photo, its faces' boxes and embeddings."""
-    detect.init_worker(settings, ["opencv"])
-    out = []
-    for number, path in enumerate(paths):
-        result = detect.process_image(detect.DetectTask(image_id=number, path=path, finders=["opencv"],
-                                                        max_side=None))
-        out.append([(face.box, face.vector) for face in result.finders["opencv"].faces])
-    return out
-
-
-def _in_process(method: str, settings, paths: list[str]) -> list[list[tuple]]:
-    context = multiprocessing.get_context(method)
-    with context.Pool(1) as pool:
-        return pool.apply(_detect, (settings, paths))
+    settings = load_settings(sys.argv[1], environ={})
+    out = {}
+    for name, options in (("forked", {"preload": WORKER_PRELOAD}),
+                          ("own", {"context": multiprocessing.get_context("spawn")})):
+        with WorkerPool(1, "tests.jobs.workfuncs:detect_opencv", "tests.jobs.workfuncs:init_opencv", (settings,),
+                        **options) as pool:
+            out[name] = [o.result for o in sorted(pool.run(enumerate(sys.argv[2:])), key=lambda o: o.key)]
+    print(json.dumps(out))
+""")
 
 
 def test_a_worker_forked_after_the_sessions_were_made_finds_the_same_faces(tmp_path, data_root):
-    from faces.finders import opencv_finder
-
-    settings = load_settings(tmp_path, environ={})
-    paths = [str(data_root / p) for p in PHOTOS]
-    own = _in_process("spawn", settings, paths)  # a fresh interpreter: its own sessions
-    opencv_finder.prebuild_sessions()  # what the fork server does
-    assert opencv_finder._sface, "the sessions were not made"
-    forked = _in_process("fork", settings, paths)
-    assert [len(faces) for faces in own] == [13, 3]
-    assert forked == own
+    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path), *(str(data_root / p) for p in PHOTOS)],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert [inherited for inherited, _ in out["forked"]] == [True, True]
+    assert [inherited for inherited, _ in out["own"]] == [False, False]
+    assert [len(faces) for _, faces in out["own"]] == [13, 3]
+    assert [faces for _, faces in out["forked"]] == [faces for _, faces in out["own"]]

@@ -30,3 +30,20 @@ def work(payload):
 
 def init_dies(_tag: str) -> None:
     os._exit(1)
+
+
+def init_opencv(settings) -> None:  # noqa: ANN001 - faces.config.Settings
+    """Note whether this worker was forked with the opencv finder's sessions made, then load it."""
+    from faces.finders import opencv_finder
+    from faces.jobs import detect
+
+    _state["inherited_sessions"] = bool(opencv_finder._sface)
+    detect.init_worker(settings, ["opencv"])
+
+
+def detect_opencv(path: str):  # noqa: ANN201
+    """(whether the sessions were inherited, [(box, embedding bytes)] of the faces the opencv finder finds)."""
+    from faces.jobs import detect
+
+    result = detect.process_image(detect.DetectTask(image_id=0, path=path, finders=["opencv"], max_side=None))
+    return _state["inherited_sessions"], [(list(face.box), face.vector.hex()) for face in result.finders["opencv"].faces]
