@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from faces.config import load_settings
 from faces.finders.base import FinderUnavailable
@@ -306,3 +308,36 @@ def test_same_person_closer_than_different_people(faces_in, finder, data_root):
     tolerance = finder.settings.tolerance
     assert (same <= tolerance).mean() >= 0.9
     assert (different <= tolerance).mean() <= 0.01
+
+
+def _umeyama(points: np.ndarray, template: np.ndarray) -> np.ndarray:
+    """Umeyama's least-squares similarity (rotation, scale, shift; no reflection) by SVD, as OpenCV computes it."""
+    src_mean, dst_mean = points.mean(axis=0), template.mean(axis=0)
+    src_c, dst_c = points - src_mean, template - dst_mean
+    cov = dst_c.T @ src_c / len(points)
+    sign = np.array([1.0, -1.0 if np.linalg.det(cov) < 0 else 1.0])
+    u, s, vt = np.linalg.svd(cov)
+    rotation = u @ np.diag(sign) @ vt
+    variance = src_c.var(axis=0).sum()
+    scale = (s * sign).sum() / variance if variance > 0 else 1.0
+    return np.hstack([scale * rotation, (dst_mean - scale * rotation @ src_mean)[:, None]])
+
+
+@given(st.lists(st.tuples(st.floats(-5000, 5000), st.floats(-5000, 5000)), min_size=5, max_size=5))
+def test_similarity_transform_is_umeyamas(points):
+    """The closed form fits the template as well as Umeyama's SVD for any 5 points, without mirroring them; where
+    the best fit is unique (points not all on one line), it is the same matrix."""
+    from faces.finders.opencv_finder import TEMPLATE, similarity_transform
+
+    points = np.array(points)
+    ours, expected = similarity_transform(points), _umeyama(points, TEMPLATE)
+
+    def misfit(matrix: np.ndarray) -> float:
+        return float(np.square(points @ matrix[:, :2].T + matrix[:, 2] - TEMPLATE).sum())
+
+    assert misfit(ours) <= misfit(expected) * (1 + 1e-9) + 1e-6
+    assert np.linalg.det(ours[:, :2]) >= 0  # a rotation and a scale, never a mirror
+    centred = points - points.mean(axis=0)
+    spread = np.linalg.svd(centred, compute_uv=False)
+    if spread[1] > 1e-3 * max(spread[0], 1.0):
+        np.testing.assert_allclose(ours, expected, rtol=1e-6, atol=1e-6 * (1 + np.abs(expected).max()))

@@ -371,22 +371,24 @@ def align_face(pixels: np.ndarray, points: np.ndarray) -> np.ndarray:
 
 
 def similarity_transform(points: np.ndarray) -> np.ndarray:
-    """The 2x3 least-squares similarity (Umeyama) mapping the 5 ``points`` onto SFace's template."""
+    """The 2x3 least-squares similarity mapping the 5 ``points`` onto SFace's template (Umeyama's, as OpenCV's).
+
+    In closed form: with the centred points as complex numbers ``z`` and the centred template as ``w``, rotation
+    and scale together are the complex ``a`` minimizing ``sum |w - a z|^2``, ``a = sum(conj(z) w) / sum |z|^2``:
+    the same matrix as Umeyama's SVD (no reflection), in a tenth of the time.
+    """
     src = np.asarray(points, np.float64).reshape(5, 2)
-    src_mean, dst_mean = src.mean(axis=0), TEMPLATE.mean(axis=0)
-    src_c, dst_c = src - src_mean, TEMPLATE - dst_mean
-    cov = dst_c.T @ src_c / len(src)
-    sign = np.ones(2)
-    if np.linalg.det(cov) < 0:
-        sign[1] = -1
-    u, s, vt = np.linalg.svd(cov)
-    rotation = u @ np.diag(sign) @ vt
-    variance = src_c.var(axis=0).sum()
-    scale = (s * sign).sum() / variance if variance > 0 else 1.0
-    matrix = np.zeros((2, 3))
-    matrix[:, :2] = scale * rotation
-    matrix[:, 2] = dst_mean - scale * rotation @ src_mean
-    return matrix
+    z = src[:, 0] + 1j * src[:, 1]
+    z_mean = z.mean()
+    centred = z - z_mean
+    power = float(np.vdot(centred, centred).real)
+    a = np.vdot(centred, _TEMPLATE_CENTRED) / power if power > 0 else 1.0 + 0j
+    shift = _TEMPLATE_MEAN - a * z_mean
+    return np.array([[a.real, -a.imag, shift.real], [a.imag, a.real, shift.imag]])
+
+
+_TEMPLATE_MEAN = complex(*TEMPLATE.mean(axis=0))
+_TEMPLATE_CENTRED = TEMPLATE[:, 0] + 1j * TEMPLATE[:, 1] - _TEMPLATE_MEAN
 
 
 def _source_corners(matrix: np.ndarray) -> np.ndarray:
