@@ -1,5 +1,5 @@
-"""faces.jobs.fork_server makes the opencv finder's onnxruntime sessions before the detection workers fork from
-it. A worker forked after that must find exactly what a worker that made its own sessions finds."""
+"""The detection workers' fork server makes the finders' models before the workers fork from it
+(faces.jobs.prebuild). A worker forked after that must find exactly what a worker that made its own finds."""
 
 from __future__ import annotations
 
@@ -21,22 +21,26 @@ PHOTOS = ["wikimedia_commons_people/bildes/Rumba_Kings_Band_Group_Photo_2023.jpg
 SCRIPT = textwrap.dedent("""
     import json, multiprocessing, sys
     from faces.config import load_settings
-    from faces.jobs import WORKER_PRELOAD
+    from faces.jobs import worker_preload
     from faces.jobs.executor import WorkerPool
 
     settings = load_settings(sys.argv[1], environ={})
+    finder = sys.argv[2]
     out = {}
-    for name, options in (("forked", {"preload": WORKER_PRELOAD}),
+    for name, options in (("forked", {"preload": worker_preload([finder])}),
                           ("own", {"context": multiprocessing.get_context("spawn")})):
-        with WorkerPool(1, "tests.jobs.workfuncs:detect_opencv", "tests.jobs.workfuncs:init_opencv", (settings,),
-                        **options) as pool:
-            out[name] = [o.result for o in sorted(pool.run(enumerate(sys.argv[2:])), key=lambda o: o.key)]
+        with WorkerPool(1, "tests.jobs.workfuncs:detect_faces", "tests.jobs.workfuncs:init_finder",
+                        (settings, finder), **options) as pool:
+            out[name] = [o.result for o in sorted(pool.run(enumerate(sys.argv[3:])), key=lambda o: o.key)]
     print(json.dumps(out))
 """)
 
 
-def test_a_worker_forked_after_the_sessions_were_made_finds_the_same_faces(tmp_path, data_root):
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path), *(str(data_root / p) for p in PHOTOS)],
+@pytest.mark.parametrize("finder", ["opencv", "dlib"])
+def test_a_worker_forked_after_the_models_were_made_finds_the_same_faces(tmp_path, data_root, finder):
+    pytest.importorskip(finder if finder == "dlib" else "cv2")
+    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path), finder,
+                           *(str(data_root / p) for p in PHOTOS)],
                           capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)

@@ -32,18 +32,21 @@ def init_dies(_tag: str) -> None:
     os._exit(1)
 
 
-def init_opencv(settings) -> None:  # noqa: ANN001 - faces.config.Settings
-    """Note whether this worker was forked with the opencv finder's sessions made, then load it."""
-    from faces.finders import opencv_finder
+def init_finder(settings, name: str) -> None:  # noqa: ANN001 - faces.config.Settings
+    """Note whether this worker was forked with finder ``name``'s models made, then load that finder."""
+    from faces.finders import dlib_finder, opencv_finder
     from faces.jobs import detect
 
-    _state["inherited_sessions"] = bool(opencv_finder._sface)
-    detect.init_worker(settings, ["opencv"])
+    made = {"opencv": lambda: bool(opencv_finder._sface), "dlib": lambda: dlib_finder._Models.embedder is not None}
+    _state["inherited_models"] = made[name]()
+    _state["finder"] = name
+    detect.init_worker(settings, [name])
 
 
-def detect_opencv(path: str):  # noqa: ANN201
-    """(whether the sessions were inherited, [(box, embedding bytes)] of the faces the opencv finder finds)."""
+def detect_faces(path: str):  # noqa: ANN201
+    """(whether the models were inherited, [(box, embedding as hex)] of the faces the finder finds on ``path``)."""
     from faces.jobs import detect
 
-    result = detect.process_image(detect.DetectTask(image_id=0, path=path, finders=["opencv"], max_side=None))
-    return _state["inherited_sessions"], [(list(face.box), face.vector.hex()) for face in result.finders["opencv"].faces]
+    name = _state["finder"]
+    result = detect.process_image(detect.DetectTask(image_id=0, path=path, finders=[name], max_side=None))
+    return _state["inherited_models"], [(list(face.box), face.vector.hex()) for face in result.finders[name].faces]

@@ -22,11 +22,12 @@ def main() -> None:
         # A scan's caller waits for its end: it skips the interpreter's teardown (armed first, so that every
         # other exit handler runs before). Its only database connections are the command's store's.
         finish = arm(before=_close)
-        # its detection workers fork from a server that imports cv2, onnxruntime... meanwhile (0.2 s sooner)
-        from faces.jobs import WORKER_PRELOAD
+        # its detection workers fork from a server that imports cv2, onnxruntime... and makes the models of the
+        # finders named by --finders (default: all) meanwhile
+        from faces.jobs import worker_preload
         from faces.jobs.executor import start_fork_server
 
-        start_fork_server(WORKER_PRELOAD)
+        start_fork_server(worker_preload(_finders_option(sys.argv[1:])))
     gc.disable()  # importing the commands makes many objects and hardly any garbage: no collection meanwhile
     try:
         from faces.cli.commands import app
@@ -61,6 +62,17 @@ def _command(args: list[str]) -> str | None:
         else:
             return args[at]
     return None
+
+
+def _finders_option(args: list[str]) -> list[str] | None:
+    """The finder names of a ``--finders`` option in command-line ``args`` (the last one given), or None."""
+    value = None
+    for at, arg in enumerate(args):
+        if arg == "--finders" and at + 1 < len(args):
+            value = args[at + 1]
+        elif arg.startswith("--finders="):
+            value = arg.removeprefix("--finders=")
+    return None if value is None else [name.strip().lower() for name in value.split(",") if name.strip()]
 
 
 def __getattr__(name: str) -> Any:  # noqa: ANN401 - ``app``: the Typer application, on first use

@@ -1,22 +1,28 @@
-"""Imported by the detection workers' fork server only (``faces.jobs.WORKER_PRELOAD``), after the workers'
-libraries: what the fork server does once besides importing them.
+"""Imported by the detection workers' fork server (see :func:`faces.jobs.worker_preload`): it ends without the
+interpreter's teardown (:mod:`faces.quick_exit`). The fork server holds the standard streams of ``faces scan``,
+and a caller reading them to their end would wait for that teardown.
 
-- It makes the opencv finder's onnxruntime sessions (YuNet, and SFace on 8-bit numbers: 0.15 s of CPU), which
-  every worker would otherwise make on its own at start, when both cores are busiest; the workers fork with
-  them. Whatever fails here is left to the workers, which load the models themselves and say what went wrong.
-- It ends without the interpreter's teardown (see :mod:`faces.quick_exit`): the fork server holds the
-  standard streams of ``faces scan``, and a caller reading them to their end would wait for that teardown.
+Imported anywhere else (a test run, a tool listing modules), it does nothing: a process ended through it ends
+with status 0, which would hide that process's own exit status.
 """
+
+import sys
+from multiprocessing import forkserver
 
 from faces.quick_exit import arm
 
-# The fork server ends when its parent is gone, with nothing of its own to close. (The exit handlers that
-# multiprocessing and logging registered before this have nothing to do here, and are skipped.)
-arm()(0)
 
-try:
-    from faces.finders.opencv_finder import prebuild_sessions
+def _importing_in_fork_server() -> bool:
+    """Whether this import runs inside ``multiprocessing.forkserver.main`` (its preloading)."""
+    frame = sys._getframe()
+    while frame is not None:
+        if frame.f_code is forkserver.main.__code__:
+            return True
+        frame = frame.f_back
+    return False
 
-    prebuild_sessions()
-except Exception:  # noqa: BLE001, S110 - the fork server must start; the workers report model problems
-    pass
+
+if _importing_in_fork_server():
+    # The fork server ends when its parent is gone, with nothing of its own to close. (The exit handlers that
+    # multiprocessing and logging registered before this have nothing to do here, and are skipped.)
+    arm()(0)

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 
 from faces import events
 from faces.config import Settings
-from faces.jobs import WORKER_PRELOAD
+from faces.jobs import worker_preload
 from faces.jobs import lock as run_lock
 from faces.jobs.detect import DetectResult, DetectTask
 from faces.jobs.executor import WorkerPool
@@ -395,7 +395,8 @@ def pending_work(store: Store, owner_id: int, names: Sequence[str], exclude: set
 def _worker_pool(settings: Settings, names: Sequence[str], count: int) -> WorkerPool:
     """``count`` detection worker processes (not started yet) for finders ``names``."""
     return WorkerPool(max(1, count), "faces.jobs.detect:process_image", "faces.jobs.detect:init_worker",
-                      (settings, list(names)), task_timeout=TASK_TIMEOUT_SECONDS, preload=WORKER_PRELOAD)
+                      (settings, list(names)), task_timeout=TASK_TIMEOUT_SECONDS,
+                      preload=worker_preload(names))
 
 
 def start_workers(settings: Settings, names: Sequence[str], workers: int | None = None, *,
