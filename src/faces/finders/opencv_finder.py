@@ -311,7 +311,7 @@ def _embedder_engine(engine: str) -> str:
 
 
 # The onnxruntime session of the 8-bit SFace, made once per process; the detection fork server makes it before
-# any worker forks (see faces.jobs.fork_server), so that the workers share it and start 0.1 s of CPU sooner. It
+# any worker forks (see faces.jobs.prebuild), so that the workers share it and start 0.1 s of CPU sooner. It
 # runs on its caller's thread only (faces.finders.ort), so no thread of it is lost in the fork.
 _sface: list = []
 
@@ -375,7 +375,7 @@ def similarity_transform(points: np.ndarray) -> np.ndarray:
 
     In closed form: with the centred points as complex numbers ``z`` and the centred template as ``w``, rotation
     and scale together are the complex ``a`` minimizing ``sum |w - a z|^2``, ``a = sum(conj(z) w) / sum |z|^2``:
-    the same matrix as Umeyama's SVD (no reflection), in a tenth of the time.
+    the same matrix as Umeyama's SVD (no reflection), in 6 us instead of 0.25 ms.
     """
     src = np.asarray(points, np.float64).reshape(5, 2)
     z = src[:, 0] + 1j * src[:, 1]

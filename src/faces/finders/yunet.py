@@ -30,7 +30,7 @@ DIVISOR = 32
 def session(model: bytes):  # noqa: ANN201 - an onnxruntime.InferenceSession
     """The onnxruntime session of YuNet file ``model``, made once per process for the same bytes.
 
-    The detection fork server makes it before the workers fork (faces.jobs.fork_server): they share it and
+    The detection fork server makes it before the workers fork (faces.jobs.prebuild): they share it and
     start 0.03 s of CPU sooner. It runs on its caller's thread only, so no thread of it is lost in the fork.
     """
     return single_thread_session(float_weights(model), arena=True)
