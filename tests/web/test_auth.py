@@ -31,6 +31,42 @@ def test_login_gives_a_session_and_logout_ends_it(web):
     assert client.get("/api/session").json()["user"] is None
 
 
+def test_logout_ends_that_session_even_for_a_copy_of_its_cookie_and_no_other(web):
+    """A stolen or copied cookie is worth nothing once its session has logged out; the same user's other sessions
+    (another device) stay logged in."""
+    web.user("anna")
+    laptop, phone = web.login("anna"), web.login("anna")
+    thief = web.client()
+    thief.cookies.update(laptop.cookies)
+    thief.headers["X-CSRF-Token"] = laptop.headers["X-CSRF-Token"]
+    assert thief.get("/api/images").status_code == 200
+    assert laptop.post("/api/logout").status_code == 200
+    assert thief.get("/api/images").status_code == 401
+    assert thief.get("/api/session").json()["user"] is None
+    assert phone.get("/api/images").status_code == 200
+    again = web.login("anna")  # logging in again gives a new session, not the revoked one
+    assert again.get("/api/images").status_code == 200
+
+
+def test_an_old_logged_out_session_is_forgotten_once_it_would_have_expired(web):
+    from datetime import datetime, timedelta, timezone
+
+    from faces.store.models import RevokedSession
+    from faces.web.auth import revoke_session
+
+    with web.store.session() as s:
+        revoke_session(s, SessionData(csrf="c", user_id=1, sid="old"), max_age=-60)  # expired a minute ago
+        revoke_session(s, SessionData(csrf="c", user_id=1, sid="recent"))
+    with web.store.session() as s:
+        revoke_session(s, SessionData(csrf="c", user_id=1, sid="recent"))  # twice: still one record
+        revoke_session(s, SessionData(csrf="c"))  # anonymous: nothing to record
+    with web.store.session() as s:
+        rows = {r.sid: r.expires_at for r in s.query(RevokedSession)}
+    assert set(rows) == {"recent"}
+    expires = rows["recent"] if rows["recent"].tzinfo else rows["recent"].replace(tzinfo=timezone.utc)
+    assert expires > datetime.now(timezone.utc) + timedelta(days=13)
+
+
 def test_a_password_changed_or_an_account_deleted_elsewhere_ends_its_sessions_at_once(web):
     # elsewhere: `faces user passwd`, or another worker process of `faces serve --workers N`
     anna, ben = web.user("anna"), web.user("ben")

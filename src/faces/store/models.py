@@ -265,6 +265,15 @@ class RunLock(Base):
     phase: Mapped[str] = mapped_column(String(32), default="detecting")
 
 
+class RevokedSession(Base):
+    """A login session ended by logging out: its cookie is refused until it would have expired anyway."""
+
+    __tablename__ = "revoked_sessions"
+
+    sid: Mapped[str] = mapped_column(String(64), primary_key=True)  # the session cookie's random id
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
 class Run(Base):
     """A finished (or interrupted) detection run, for statistics: what it did and how long it took."""
 

@@ -1,8 +1,9 @@
 """Accounts and sessions: argon2 password hashes, the signed session cookie, CSRF tokens, login rate limiting.
 
 The session lives in one signed cookie (itsdangerous, keyed by ``settings.get_secret_key()``). It holds the user id,
-a CSRF token and a fingerprint of the user's password hash, so changing a password ends every other session.
-Every visitor gets a cookie (anonymous until login) so that the login form itself carries a CSRF token.
+a CSRF token, a fingerprint of the user's password hash, so changing a password ends every other session, and a random
+session id, recorded in ``revoked_sessions`` when that session logs out, so that a copy of the cookie logs nobody in
+afterwards. Every visitor gets a cookie (anonymous until login) so that the login form itself carries a CSRF token.
 """
 
 from __future__ import annotations
@@ -14,14 +15,15 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from faces.store.models import User
+from faces.store.models import RevokedSession, User
 
 SESSION_COOKIE = "faces_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -138,9 +140,10 @@ class SessionData:
     csrf: str
     user_id: int | None = None
     fingerprint: str = ""
+    sid: str = ""  # a logged-in session's id (see faces.store.models.RevokedSession)
 
     def to_dict(self) -> dict:
-        return {"c": self.csrf, "u": self.user_id, "f": self.fingerprint}
+        return {"c": self.csrf, "u": self.user_id, "f": self.fingerprint, "s": self.sid}
 
 
 class SessionCodec:
@@ -181,7 +184,7 @@ class SessionCodec:
             return None, 0.0
         user_id = raw.get("u")
         data = SessionData(csrf=raw["c"], user_id=user_id if isinstance(user_id, int) else None,
-                           fingerprint=str(raw.get("f") or ""))
+                           fingerprint=str(raw.get("f") or ""), sid=str(raw.get("s") or ""))
         return data, signed_at.timestamp()
 
 
@@ -190,7 +193,17 @@ def new_session(user: User | None = None) -> SessionData:
     if user is None:
         return SessionData(csrf=secrets.token_urlsafe(32))
     return SessionData(csrf=secrets.token_urlsafe(32), user_id=user.id,
-                       fingerprint=password_fingerprint(user.password_hash))
+                       fingerprint=password_fingerprint(user.password_hash), sid=secrets.token_urlsafe(24))
+
+
+def revoke_session(session: Session, data: SessionData, max_age: int = SESSION_MAX_AGE) -> None:
+    """Record that login session ``data`` has ended, so that no copy of its cookie logs in again until it would have
+    expired anyway; forget the records of sessions that have expired by now."""
+    if not data.sid:
+        return
+    now = datetime.now(timezone.utc)
+    session.execute(delete(RevokedSession).where(RevokedSession.expires_at < now))
+    session.merge(RevokedSession(sid=data.sid, expires_at=now + timedelta(seconds=max_age)))
 
 
 def tokens_equal(a: str | None, b: str | None) -> bool:

@@ -18,13 +18,13 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.templating import Jinja2Templates
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, exists, select
 from sqlalchemy.orm import Session
 
 from faces.config import Settings
 from faces.sharing import permissions
 from faces.store.db import Store
-from faces.store.models import Face, Image, Name, User
+from faces.store.models import Face, Image, Name, RevokedSession, User
 from faces.web.auth import CSRF_HEADER, SESSION_COOKIE, SessionCodec, SessionData, RateLimiter, new_session
 from faces.web.auth import password_fingerprint, tokens_equal
 from faces.web.page_cache import PageCache
@@ -167,14 +167,24 @@ class Account:
 
 
 _USERS = User.__table__
-_ACCOUNT = (select(_USERS.c.id, _USERS.c.username, _USERS.c.display_name, _USERS.c.is_admin, _USERS.c.password_hash)
-            .where(_USERS.c.id == bindparam("id")))
+_ACCOUNT_COLUMNS = (_USERS.c.id, _USERS.c.username, _USERS.c.display_name, _USERS.c.is_admin, _USERS.c.password_hash)
+_ACCOUNT = select(*_ACCOUNT_COLUMNS).where(_USERS.c.id == bindparam("id"))
+_REVOKED = RevokedSession.__table__
+_SESSION_ACCOUNT = (select(*_ACCOUNT_COLUMNS, exists().where(_REVOKED.c.sid == bindparam("sid")).label("revoked"))
+                    .where(_USERS.c.id == bindparam("id")))
 
 
 def load_account(db: Session, user_id: int) -> Account | None:
     """The account ``user_id``, or None when there is none."""
     row = db.connection().execute(_ACCOUNT, {"id": user_id}).first()
     return Account(*row) if row is not None else None
+
+
+def load_session_account(db: Session, user_id: int, sid: str) -> Account | None:
+    """The account ``user_id`` of login session ``sid`` (one query), or None when there is none or that session
+    has logged out."""
+    row = db.connection().execute(_SESSION_ACCOUNT, {"id": user_id, "sid": sid}).first()
+    return Account(*row[:5]) if row is not None and not row.revoked else None
 
 
 def account_of(user: User) -> Account:
@@ -184,15 +194,16 @@ def account_of(user: User) -> Account:
 
 def session_user(request: Request, db: Session) -> Account | None:
     """The user logged in on this request, or None; looked up in the database every time, so that a deleted
-    account or a session from before a password change (in this process or another) is refused at once.
-    Blocking: call it in a worker thread."""
+    account, a session from before a password change or one that has logged out (in this process or another) is
+    refused at once. Blocking: call it in a worker thread."""
     cached = getattr(request.state, "faces_user", False)
     if cached is not False:
         return cached
     data = session_of(request).data
     user = None
     if data.user_id is not None:
-        user = load_account(db, data.user_id)
+        # a cookie without a session id was made before sessions could be revoked: log in again
+        user = load_session_account(db, data.user_id, data.sid) if data.sid else None
         if user is None or not user.password_hash or password_fingerprint(user.password_hash) != data.fingerprint:
             user = None
             logout_session(request)

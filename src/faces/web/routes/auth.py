@@ -8,9 +8,9 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from faces.store.models import User
-from faces.web.auth import AccountError, authenticate, create_user, set_password, verify_password
+from faces.web.auth import AccountError, authenticate, create_user, revoke_session, set_password, verify_password
 from faces.web.deps import Account, AdminUser, CurrentUser, DbSession, LoggedInUser, State, csrf_token
-from faces.web.deps import login_session, logout_session, render, settings_for
+from faces.web.deps import login_session, logout_session, render, session_of, settings_for
 
 router = APIRouter()
 
@@ -112,8 +112,10 @@ def login(body: LoginIn, request: Request, db: DbSession, state: State):
 
 
 @router.post("/api/logout", response_model=SessionOut, tags=["accounts"])
-def logout(request: Request, state: State) -> SessionOut:
-    """Log out; the answer carries the CSRF token of the new anonymous session."""
+def logout(request: Request, db: DbSession, state: State) -> SessionOut:
+    """Log out: this session's cookie no longer logs in, even copied; the answer carries the CSRF token of the new
+    anonymous session."""
+    revoke_session(db, session_of(request).data)
     session = logout_session(request)
     return SessionOut(user=None, csrf_token=session.csrf, registration_open=state.settings.registration_open)
 
