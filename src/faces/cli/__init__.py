@@ -72,7 +72,12 @@ def _finders_option(args: list[str]) -> list[str] | None:
             value = args[at + 1]
         elif arg.startswith("--finders="):
             value = arg.removeprefix("--finders=")
-    return None if value is None else [name.strip().lower() for name in value.split(",") if name.strip()]
+    return None if value is None else finder_list(value)
+
+
+def finder_list(value: str) -> list[str]:
+    """The finder names of a ``--finders`` value such as ``"dlib, OpenCV"``: ``["dlib", "opencv"]``."""
+    return [name.strip().lower() for name in value.split(",") if name.strip()]
 
 
 def __getattr__(name: str) -> Any:  # noqa: ANN401 - ``app``: the Typer application, on first use

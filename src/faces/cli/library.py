@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy import select
 
-from faces.cli import context
+from faces.cli import context, finder_list
 
 EXIT_BUSY = 3  # `faces scan`: another detection run holds the library's lock
 SCAN_GC_THRESHOLD = 20_000  # young objects between two collections during a scan (Python's default: 700)
@@ -34,7 +34,7 @@ class _RateColumn(ProgressColumn):
 def _apply_options(finders: Optional[str], workers: Optional[int]):
     settings = context.effective_settings()
     if finders:
-        wanted = [n.strip().lower() for n in finders.split(",") if n.strip()]
+        wanted = finder_list(finders)
         unknown = [n for n in wanted if n not in settings.finders]
         if unknown:
             context.fail(f"unknown finder {', '.join(unknown)}; known: {', '.join(settings.finders)}")
